@@ -1,0 +1,319 @@
+//! Typed configuration from the environment, validated once at start.
+//!
+//! Every variable is either conventional (`DATABASE_URL`, `REDIS_URL`) or carries the `PYAIRTABLE_`
+//! prefix. An unknown `PYAIRTABLE_*` variable is an error (a typo must not silently fall back to a
+//! default), and every error names the variable at fault.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Variables under this prefix are reserved for test suites and ignored by the configuration.
+const TEST_PREFIX: &str = "PYAIRTABLE_TEST_";
+const PREFIX: &str = "PYAIRTABLE_";
+
+/// Every variable the configuration understands, with its one-line description (also used by
+/// `pyairtable doctor`-style help and the README table).
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "PostgreSQL URL; unset: a private cluster under <data dir>/pg"),
+    ("REDIS_URL", "Redis URL; unset: in-process cache and pub/sub"),
+    ("PYAIRTABLE_LISTEN", "address to listen on (default 127.0.0.1:4000)"),
+    ("PYAIRTABLE_DATA_DIR", "where zero-config state lives (default ./data)"),
+    ("PYAIRTABLE_LOG", "log filter, tracing EnvFilter syntax (default info)"),
+    ("PYAIRTABLE_LOG_FORMAT", "json or pretty (default json)"),
+    ("PYAIRTABLE_DB_MAX_CONNECTIONS", "PostgreSQL pool size (default 10)"),
+    ("PYAIRTABLE_MIGRATE", "apply migrations at start: true or false (default true)"),
+    ("PYAIRTABLE_INTERNAL_SECRET", "shared secret (>= 32 bytes) signing router-to-subgraph identity"),
+    ("PYAIRTABLE_SUBGRAPHS", "router: name=url pairs, comma separated"),
+    ("PYAIRTABLE_SUPERGRAPH", "router: supergraph SDL file (instead of composing)"),
+    ("PYAIRTABLE_GRAPHIQL", "serve GraphiQL at / : true or false (default true)"),
+    ("PYAIRTABLE_INTROSPECTION", "answer introspection queries: true or false (default true)"),
+    ("PYAIRTABLE_SUBGRAPH_TIMEOUT_MS", "router: timeout of one subgraph fetch (default 30000)"),
+];
+
+/// A configuration error: which variable, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { variable: variable.into(), problem: problem.into() }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            other => Err(format!("unknown value {other:?}; expected json or pretty")),
+        }
+    }
+}
+
+/// A secret that is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The configuration of one `pyairtable` process, whatever its role.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: Option<Secret>,
+    pub redis_url: Option<Secret>,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub db_max_connections: u32,
+    pub migrate: bool,
+    pub internal_secret: Option<Secret>,
+    pub subgraphs: Vec<(String, String)>,
+    pub supergraph: Option<PathBuf>,
+    pub graphiql: bool,
+    pub introspection: bool,
+    pub subgraph_timeout_ms: u64,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables (the process environment, or a test's map).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let env = Env::new(vars)?;
+        Ok(Self {
+            database_url: env.string("DATABASE_URL").map(Secret),
+            redis_url: env.string("REDIS_URL").map(Secret),
+            listen: env.parse("PYAIRTABLE_LISTEN")?.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4000))),
+            data_dir: env.string("PYAIRTABLE_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from),
+            log: env.string("PYAIRTABLE_LOG").unwrap_or_else(|| "info".into()),
+            log_format: env.parse("PYAIRTABLE_LOG_FORMAT")?.unwrap_or(LogFormat::Json),
+            db_max_connections: env.bounded("PYAIRTABLE_DB_MAX_CONNECTIONS", 1, 1000)?.unwrap_or(10),
+            migrate: env.boolean("PYAIRTABLE_MIGRATE")?.unwrap_or(true),
+            internal_secret: env.secret("PYAIRTABLE_INTERNAL_SECRET", 32)?,
+            subgraphs: env.pairs("PYAIRTABLE_SUBGRAPHS")?,
+            supergraph: env.string("PYAIRTABLE_SUPERGRAPH").map(PathBuf::from),
+            graphiql: env.boolean("PYAIRTABLE_GRAPHIQL")?.unwrap_or(true),
+            introspection: env.boolean("PYAIRTABLE_INTROSPECTION")?.unwrap_or(true),
+            subgraph_timeout_ms: env.bounded("PYAIRTABLE_SUBGRAPH_TIMEOUT_MS", 1, 600_000)?.unwrap_or(30_000),
+        })
+    }
+
+    /// The internal secret, required when processes talk to each other over the network.
+    pub fn require_internal_secret(&self) -> Result<&Secret, ConfigError> {
+        self.internal_secret.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "PYAIRTABLE_INTERNAL_SECRET",
+                "required when the router and subgraphs run as separate services \
+                 (the same value, at least 32 bytes, on every service)",
+            )
+        })
+    }
+}
+
+/// Parses `name=url,name=url` (also used for repeated `--subgraph name=url` flags).
+pub fn parse_subgraph_pair(pair: &str) -> Result<(String, String), String> {
+    let (name, url) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not name=url"))?;
+    let (name, url) = (name.trim(), url.trim());
+    let valid_name =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid_name {
+        return Err(format!("{name:?} is not a subgraph name (letters, digits, _ and -)"));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    Ok((name.to_owned(), url.to_owned()))
+}
+
+/// The environment, with unknown `PYAIRTABLE_*` names already rejected.
+struct Env(BTreeMap<String, String>);
+
+impl Env {
+    fn new(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let known: Vec<&str> = VARIABLES.iter().map(|(name, _)| *name).collect();
+        let mut map = BTreeMap::new();
+        for (name, value) in vars {
+            let ours = name.starts_with(PREFIX) && !name.starts_with(TEST_PREFIX);
+            if ours && !known.contains(&name.as_str()) {
+                return Err(unknown_variable(&name, &known));
+            }
+            if ours || known.contains(&name.as_str()) {
+                map.insert(name, value);
+            }
+        }
+        Ok(Self(map))
+    }
+
+    fn string(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: FromStr>(&self, name: &str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.string(name)
+            .map(|raw| raw.parse::<T>().map_err(|e| ConfigError::new(name, format!("{raw:?}: {e}"))))
+            .transpose()
+    }
+
+    fn boolean(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        self.string(name)
+            .map(|raw| match raw.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::new(name, format!("unknown value {raw:?}; expected true or false"))),
+            })
+            .transpose()
+    }
+
+    fn bounded<T>(&self, name: &str, min: T, max: T) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+        T::Err: fmt::Display,
+    {
+        match self.parse::<T>(name)? {
+            Some(v) if v < min || v > max => {
+                Err(ConfigError::new(name, format!("{v} is out of range {min}..={max}")))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn secret(&self, name: &str, min_len: usize) -> Result<Option<Secret>, ConfigError> {
+        match self.string(name) {
+            Some(v) if v.len() < min_len => Err(ConfigError::new(
+                name,
+                format!("too short ({} bytes); use at least {min_len} random bytes", v.len()),
+            )),
+            other => Ok(other.map(Secret)),
+        }
+    }
+
+    fn pairs(&self, name: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        let Some(raw) = self.string(name) else { return Ok(Vec::new()) };
+        raw.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| parse_subgraph_pair(p).map_err(|e| ConfigError::new(name, e)))
+            .collect()
+    }
+}
+
+fn unknown_variable(name: &str, known: &[&str]) -> ConfigError {
+    let closest = known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .min()
+        .filter(|(d, _)| *d <= 3)
+        .map(|(_, k)| format!("; did you mean {k}?"))
+        .unwrap_or_default();
+    ConfigError::new(name, format!("unknown variable{closest}"))
+}
+
+/// Levenshtein distance, for "did you mean" hints on a handful of short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_variables() {
+        let config = Config::from_vars(vars(&[("HOME", "/root")])).expect("defaults");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:4000");
+        assert!(config.database_url.is_none() && config.migrate && config.graphiql);
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_prefixed_variable_is_named_with_a_hint() {
+        let err = Config::from_vars(vars(&[("PYAIRTABLE_LISTN", "0.0.0.0:1")])).expect_err("typo");
+        assert_eq!(err.variable, "PYAIRTABLE_LISTN");
+        assert!(err.problem.contains("did you mean PYAIRTABLE_LISTEN?"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            ("PYAIRTABLE_LOG_FORMAT", "yaml"),
+            ("PYAIRTABLE_LISTEN", "localhost"),
+            ("PYAIRTABLE_MIGRATE", "maybe"),
+            ("PYAIRTABLE_DB_MAX_CONNECTIONS", "0"),
+            ("PYAIRTABLE_INTERNAL_SECRET", "short"),
+            ("PYAIRTABLE_SUBGRAPHS", "users=ftp://x"),
+        ];
+        for (name, value) in cases {
+            let err = Config::from_vars(vars(&[(name, value)])).expect_err(name);
+            assert_eq!(err.variable, name);
+            assert!(err.to_string().starts_with(&format!("configuration: {name}: ")), "{err}");
+        }
+    }
+
+    #[test]
+    fn test_variables_and_foreign_variables_are_ignored() {
+        let config = Config::from_vars(vars(&[
+            ("PYAIRTABLE_TEST_DATABASE_URL", "postgres://x"),
+            ("PATH", "/bin"),
+            ("PYAIRTABLE_SUBGRAPHS", "users=http://127.0.0.1:4001/graphql, tenants=http://h:1/graphql"),
+        ]))
+        .expect("valid");
+        assert_eq!(config.subgraphs.len(), 2);
+        assert_eq!(config.subgraphs[1].0, "tenants");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let secret = "s".repeat(40);
+        let config = Config::from_vars(vars(&[("PYAIRTABLE_INTERNAL_SECRET", &secret)])).expect("valid");
+        assert!(!format!("{config:?}").contains(&secret));
+    }
+}

@@ -1,0 +1,131 @@
+//! [`Kit`]: the connections a process opens once at start and shares with its subgraphs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio::sync::Mutex;
+
+use crate::config::{Config, ConfigError, Secret};
+use crate::db;
+use crate::http::ReadyCheck;
+use crate::pg::EmbeddedPostgres;
+
+/// The database the zero-configuration cluster keeps pyairtable's data in.
+const EMBEDDED_DATABASE: &str = "pyairtable";
+
+/// Shared connections: PostgreSQL (the configured server, or a private cluster this process runs)
+/// and Redis when configured.
+pub struct Kit {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    pub redis: Option<redis::aio::ConnectionManager>,
+    embedded: Mutex<Option<EmbeddedPostgres>>,
+}
+
+impl Kit {
+    /// Connects everything `config` names, starting a private PostgreSQL cluster under
+    /// `<data dir>/pg` when `DATABASE_URL` is unset, and applies migrations unless disabled.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let (options, embedded) = match &config.database_url {
+            Some(url) => (db::parse_url(url)?, None),
+            None => {
+                let pg = EmbeddedPostgres::start(&config.data_dir.join("pg")).await?;
+                (pg.connect_options(), Some(pg))
+            }
+        };
+        let kit = match Self::connect(config, options, embedded.is_some()).await {
+            Ok((config, db, redis)) => Self { config, db, redis, embedded: Mutex::new(embedded) },
+            Err(err) => {
+                if let Some(pg) = embedded {
+                    let _ = pg.stop().await;
+                }
+                return Err(err);
+            }
+        };
+        Ok(kit)
+    }
+
+    async fn connect(
+        config: Config,
+        options: PgConnectOptions,
+        embedded: bool,
+    ) -> anyhow::Result<(Arc<Config>, PgPool, Option<redis::aio::ConnectionManager>)> {
+        let options = if embedded { ensure_database(options, EMBEDDED_DATABASE).await? } else { options };
+        let db = db::connect(options, config.db_max_connections).await?;
+        if config.migrate {
+            db::migrate(&db).await?;
+        }
+        let redis = match &config.redis_url {
+            Some(url) => Some(connect_redis(url).await?),
+            None => None,
+        };
+        Ok((Arc::new(config), db, redis))
+    }
+
+    /// Readiness: PostgreSQL (and Redis when configured) answer.
+    pub fn ready_check(&self) -> ReadyCheck {
+        let db = self.db.clone();
+        let redis = self.redis.clone();
+        Arc::new(move || {
+            let (db, redis) = (db.clone(), redis.clone());
+            Box::pin(async move {
+                sqlx::query("select 1").execute(&db).await.map_err(|e| format!("postgresql: {e}"))?;
+                if let Some(mut redis) = redis {
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut redis)
+                        .await
+                        .map_err(|e| format!("redis: {e}"))?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    /// Closes the pool and stops the private cluster, if this process runs one.
+    pub async fn shutdown(&self) {
+        self.db.close().await;
+        if let Some(pg) = self.embedded.lock().await.take()
+            && let Err(err) = pg.stop().await
+        {
+            tracing::warn!(%err, "stopping the private PostgreSQL cluster");
+        }
+    }
+}
+
+/// Creates `name` on the server `options` points at when missing; returns options for it.
+async fn ensure_database(options: PgConnectOptions, name: &str) -> anyhow::Result<PgConnectOptions> {
+    let admin = db::connect(options.clone(), 1).await?;
+    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+        .bind(name)
+        .fetch_one(&admin)
+        .await?;
+    if !exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
+            .execute(&admin)
+            .await
+            .with_context(|| format!("creating database {name}"))?;
+    }
+    admin.close().await;
+    Ok(options.database(name))
+}
+
+/// Connects to Redis, naming `REDIS_URL` when it is malformed or does not answer.
+pub async fn connect_redis(url: &Secret) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url.expose())
+        .map_err(|e| ConfigError::new("REDIS_URL", format!("not a Redis URL: {e}")))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(2);
+    let manager = tokio::time::timeout(
+        Duration::from_secs(15),
+        redis::aio::ConnectionManager::new_with_config(client, config),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("REDIS_URL: Redis did not answer within 15 s"))?
+    .context("REDIS_URL: cannot connect to Redis")?;
+    Ok(manager)
+}

@@ -1,0 +1,20 @@
+//! The shared kit of PyAirtable: what every subgraph and the router stand on.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod input;
+pub mod kit;
+pub mod pg;
+pub mod subgraph;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{Config, ConfigError, Secret};
+pub use error::{Error, Result};
+pub use identity::{Caller, IdentityKey};
+pub use kit::Kit;
+pub use subgraph::{Subgraph, SubgraphService};
