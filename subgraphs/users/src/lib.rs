@@ -1,0 +1,29 @@
+//! The users subgraph: user profiles. `User` is an entity keyed by `id` that other subgraphs
+//! reference by key only.
+
+mod schema;
+mod service;
+mod store;
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use pyairtable_kit::{Kit, Subgraph};
+
+pub use schema::{Mutation, Query, UsersSchema};
+
+/// The subgraph's name in the supergraph.
+pub const NAME: &str = "users";
+
+/// The subgraph, with its data sources from `kit`.
+pub fn subgraph(kit: &Kit) -> Subgraph {
+    let service = service::Users::new(kit.db.clone());
+    let loader = DataLoader::new(store::UserLoader(kit.db.clone()), tokio::spawn);
+    let schema = schema::builder().data(service).data(loader).finish();
+    Subgraph { name: NAME, sdl: sdl(), service: Arc::new(schema) }
+}
+
+/// The federation SDL (no data sources needed).
+pub fn sdl() -> String {
+    pyairtable_kit::subgraph::federation_sdl(&schema::builder().finish())
+}
