@@ -1,0 +1,335 @@
+//! Runs a query plan: fetches from subgraphs (in parallel where the plan says so) and merges their
+//! answers into one data tree, with subgraph errors moved to the client's paths.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::future::{BoxFuture, join_all};
+use hive_router_query_planner::ast::selection_set::SelectionSet;
+use hive_router_query_planner::planner::plan_nodes::{
+    BatchFetchNode, FetchNode, FetchRewrite, FlattenNode, FlattenNodePath, PlanNode,
+};
+use pyairtable_kit::Caller;
+use serde_json::{Map, Value};
+
+use crate::entities::{apply_rewrites, collect_targets, representation};
+use crate::response::{GraphQLError, code};
+use crate::schema::SchemaIndex;
+use crate::transport::{SubgraphRequest, SubgraphResponse, Transport};
+use crate::value::deep_merge;
+
+/// Everything one execution needs, and the data it builds.
+pub struct Execution<'a> {
+    pub transports: &'a HashMap<String, Arc<dyn Transport>>,
+    pub schema: &'a SchemaIndex,
+    pub variables: &'a Map<String, Value>,
+    pub caller: &'a Caller,
+    pub request_id: &'a str,
+    state: Mutex<State>,
+}
+
+/// The result of running a plan.
+#[derive(Default)]
+pub struct State {
+    pub data: Value,
+    pub errors: Vec<GraphQLError>,
+    /// Where a whole fetch failed: nulls under these paths are explained by an error already.
+    pub failed_paths: Vec<Vec<Value>>,
+}
+
+/// One `_entities` selection of a fetch: where its entities live in the data, what identifies
+/// them, and where its answers come back.
+struct EntityGroup<'p> {
+    paths: Vec<&'p FlattenNodePath>,
+    requires: &'p SelectionSet,
+    input_rewrites: Option<&'p [FetchRewrite]>,
+    output_rewrites: Option<&'p [FetchRewrite]>,
+    response_key: &'p str,
+    variable: &'p str,
+}
+
+/// An entity found in the data: its path, and which representation of its group stands for it.
+struct Target {
+    path: Vec<Value>,
+    representation: usize,
+}
+
+impl<'a> Execution<'a> {
+    pub fn new(
+        transports: &'a HashMap<String, Arc<dyn Transport>>,
+        schema: &'a SchemaIndex,
+        variables: &'a Map<String, Value>,
+        caller: &'a Caller,
+        request_id: &'a str,
+        data: Value,
+    ) -> Self {
+        let state = Mutex::new(State { data, ..State::default() });
+        Self { transports, schema, variables, caller, request_id, state }
+    }
+
+    /// Runs `node` and returns what it built.
+    pub async fn run(self, node: Option<&PlanNode>) -> State {
+        if let Some(node) = node {
+            self.node(node).await;
+        }
+        self.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn node<'b>(&'b self, node: &'b PlanNode) -> BoxFuture<'b, ()> {
+        Box::pin(async move {
+            match node {
+                PlanNode::Fetch(fetch) => self.root_fetch(fetch).await,
+                PlanNode::Flatten(flatten) => self.flatten(flatten).await,
+                PlanNode::BatchFetch(batch) => self.batch_fetch(batch).await,
+                PlanNode::Sequence(sequence) => {
+                    for child in &sequence.nodes {
+                        self.node(child).await;
+                    }
+                }
+                PlanNode::Parallel(parallel) => {
+                    join_all(parallel.nodes.iter().map(|child| self.node(child))).await;
+                }
+                PlanNode::Condition(condition) => {
+                    let yes = self.variables.get(&condition.condition) == Some(&Value::Bool(true));
+                    let branch = if yes { &condition.if_clause } else { &condition.else_clause };
+                    if let Some(branch) = branch {
+                        self.node(branch).await;
+                    }
+                }
+                PlanNode::Subscription(_) | PlanNode::Defer(_) => {
+                    self.lock().errors.push(GraphQLError::new(
+                        "subscriptions and @defer are not supported by this router yet",
+                        code::BAD_REQUEST,
+                    ));
+                }
+            }
+        })
+    }
+
+    /// Variables a fetch uses, from the client's coerced variables.
+    fn variables_for(&self, usages: Option<&std::collections::BTreeSet<String>>) -> Map<String, Value> {
+        usages
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.variables.get(name).map(|v| (name.clone(), v.clone())))
+            .collect()
+    }
+
+    async fn send(
+        &self,
+        service: &str,
+        query: &str,
+        variables: Map<String, Value>,
+    ) -> Result<SubgraphResponse, GraphQLError> {
+        let Some(transport) = self.transports.get(service) else {
+            return Err(GraphQLError::new(
+                format!("no route to subgraph {service:?}"),
+                code::INTERNAL_SERVER_ERROR,
+            ));
+        };
+        let started = std::time::Instant::now();
+        let request = SubgraphRequest { query, variables, caller: self.caller, request_id: self.request_id };
+        let result = transport.fetch(request).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        let labels = [("subgraph", service.to_owned()), ("outcome", outcome.to_owned())];
+        metrics::histogram!("router_subgraph_fetch_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+        result.map_err(|err| {
+            tracing::warn!(subgraph = service, %err, "subgraph fetch failed");
+            GraphQLError::new(format!("subgraph {service:?} {err}"), code::SUBGRAPH_REQUEST_FAILED)
+                .with_extension("serviceName", service)
+        })
+    }
+
+    async fn root_fetch(&self, fetch: &FetchNode) {
+        let variables = self.variables_for(fetch.variable_usages.as_ref());
+        let result = self.send(&fetch.service_name, &fetch.operation.document_str, variables).await;
+        let mut state = self.lock();
+        match result {
+            Ok(response) => {
+                if let Some(mut data) = response.data {
+                    if let Some(rewrites) = &fetch.output_rewrites {
+                        apply_rewrites(&mut data, rewrites, self.schema);
+                    }
+                    deep_merge(&mut state.data, data);
+                }
+                state.errors.extend(response.errors.into_iter().map(GraphQLError::from_subgraph));
+            }
+            Err(error) => {
+                state.errors.push(error);
+                state.failed_paths.push(Vec::new());
+            }
+        }
+    }
+
+    async fn flatten(&self, flatten: &FlattenNode) {
+        let PlanNode::Fetch(fetch) = flatten.node.as_ref() else {
+            return self.internal("a Flatten node without a Fetch");
+        };
+        let Some(requires) = &fetch.requires else {
+            return self.internal("an entity fetch without requires");
+        };
+        let group = EntityGroup {
+            paths: vec![&flatten.path],
+            requires,
+            input_rewrites: fetch.input_rewrites.as_deref(),
+            output_rewrites: fetch.output_rewrites.as_deref(),
+            response_key: "_entities",
+            variable: "representations",
+        };
+        let variables = self.variables_for(fetch.variable_usages.as_ref());
+        self.entity_fetch(&fetch.service_name, &fetch.operation.document_str, variables, vec![group]).await;
+    }
+
+    async fn batch_fetch(&self, batch: &BatchFetchNode) {
+        let groups = batch
+            .entity_batch
+            .aliases
+            .iter()
+            .map(|alias| EntityGroup {
+                paths: alias.merge_paths.iter().collect(),
+                requires: &alias.requires,
+                input_rewrites: alias.input_rewrites.as_deref(),
+                output_rewrites: alias.output_rewrites.as_deref(),
+                response_key: &alias.alias,
+                variable: &alias.representations_variable_name,
+            })
+            .collect();
+        let variables = self.variables_for(batch.variable_usages.as_ref());
+        self.entity_fetch(&batch.service_name, &batch.operation.document_str, variables, groups).await;
+    }
+
+    async fn entity_fetch(
+        &self,
+        service: &str,
+        query: &str,
+        mut variables: Map<String, Value>,
+        groups: Vec<EntityGroup<'_>>,
+    ) {
+        let mut targets: Vec<Vec<Target>> = Vec::with_capacity(groups.len());
+        {
+            let state = self.lock();
+            for group in &groups {
+                let (group_targets, representations) = self.collect(&state.data, group);
+                variables.entry(group.variable.to_owned()).or_insert(Value::Array(representations));
+                targets.push(group_targets);
+            }
+        }
+        if targets.iter().all(Vec::is_empty) {
+            return;
+        }
+        let result = self.send(service, query, variables).await;
+        let mut state = self.lock();
+        match result {
+            Ok(response) => self.merge_entities(&mut state, response, &groups, &targets),
+            Err(error) => {
+                let first = targets.iter().flatten().next().map(|t| t.path.clone());
+                state.errors.push(match first {
+                    Some(path) => error.with_path(path),
+                    None => error,
+                });
+                state.failed_paths.extend(targets.into_iter().flatten().map(|t| t.path));
+            }
+        }
+    }
+
+    /// Finds a group's entities and their (deduplicated) representations.
+    fn collect(&self, data: &Value, group: &EntityGroup<'_>) -> (Vec<Target>, Vec<Value>) {
+        let mut targets = Vec::new();
+        let mut representations: Vec<Value> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for path in &group.paths {
+            let mut found = Vec::new();
+            collect_targets(data, path.as_slice(), &mut Vec::new(), self.schema, &mut found);
+            for (path, object) in found {
+                let mut object = Value::Object(object.clone());
+                if let Some(rewrites) = group.input_rewrites {
+                    apply_rewrites(&mut object, rewrites, self.schema);
+                }
+                let Some(rep) = representation(&object, group.requires, self.schema) else { continue };
+                let key = rep.to_string();
+                let index = *seen.entry(key).or_insert_with(|| {
+                    representations.push(rep);
+                    representations.len() - 1
+                });
+                targets.push(Target { path, representation: index });
+            }
+        }
+        (targets, representations)
+    }
+
+    fn merge_entities(
+        &self,
+        state: &mut State,
+        response: SubgraphResponse,
+        groups: &[EntityGroup<'_>],
+        targets: &[Vec<Target>],
+    ) {
+        let mut data = response.data.unwrap_or(Value::Null);
+        for (group, group_targets) in groups.iter().zip(targets) {
+            let Some(Value::Array(entities)) = data.get_mut(group.response_key).map(Value::take) else {
+                continue;
+            };
+            for target in group_targets {
+                let Some(entity) = entities.get(target.representation).filter(|e| e.is_object()) else {
+                    continue;
+                };
+                let mut entity = entity.clone();
+                if let Some(rewrites) = group.output_rewrites {
+                    apply_rewrites(&mut entity, rewrites, self.schema);
+                }
+                if let Some(slot) = pointer_mut(&mut state.data, &target.path) {
+                    deep_merge(slot, entity);
+                }
+            }
+        }
+        for error in response.errors {
+            let error = GraphQLError::from_subgraph(error);
+            state.errors.extend(relocate(error, groups, targets));
+        }
+    }
+
+    fn internal(&self, what: &str) {
+        tracing::error!(what, "unexpected query plan shape");
+        self.lock().errors.push(GraphQLError::new("internal server error", code::INTERNAL_SERVER_ERROR));
+    }
+}
+
+/// Moves an entity error (`[_entities, i, ...rest]`) to each entity it concerns.
+fn relocate(error: GraphQLError, groups: &[EntityGroup<'_>], targets: &[Vec<Target>]) -> Vec<GraphQLError> {
+    let located = error.path.as_ref().and_then(|path| {
+        let key = path.first()?.as_str()?;
+        let index = usize::try_from(path.get(1)?.as_u64()?).ok()?;
+        let group = groups.iter().position(|g| g.response_key == key)?;
+        Some((group, index, path[2..].to_vec()))
+    });
+    let Some((group, index, rest)) = located else {
+        return vec![GraphQLError { path: None, ..error }];
+    };
+    let moved: Vec<GraphQLError> = targets[group]
+        .iter()
+        .filter(|t| t.representation == index)
+        .map(|t| {
+            let mut path = t.path.clone();
+            path.extend(rest.iter().cloned());
+            GraphQLError { path: Some(path), ..error.clone() }
+        })
+        .collect();
+    if moved.is_empty() { vec![GraphQLError { path: None, ..error }] } else { moved }
+}
+
+/// The value at `path` (object keys and list indexes).
+fn pointer_mut<'v>(mut value: &'v mut Value, path: &[Value]) -> Option<&'v mut Value> {
+    for segment in path {
+        value = match (value, segment) {
+            (Value::Object(map), Value::String(key)) => map.get_mut(key)?,
+            (Value::Array(items), Value::Number(i)) => items.get_mut(usize::try_from(i.as_u64()?).ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}

@@ -1,0 +1,64 @@
+//! The PyAirtable federation router: loads an Apollo Federation v2 supergraph, plans operations
+//! with Hive's query planner, executes the plans against subgraphs (in process or over HTTP) and
+//! answers GraphQL over HTTP.
+
+pub mod compose;
+mod entities;
+mod execute;
+mod http;
+mod introspection;
+mod pipeline;
+mod projection;
+pub mod response;
+mod schema;
+pub mod supergraph;
+pub mod transport;
+mod value;
+mod variables;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::routing::get;
+use pyairtable_kit::http::{ReadyCheck, instrument, ops_routes};
+
+pub use pipeline::{GraphQLRequest, Outcome, Pipeline, RouterOptions};
+pub use supergraph::{SubgraphInfo, Supergraph, SupergraphError};
+pub use transport::{Http, InProcess, Transport};
+
+/// Why the router could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error(transparent)]
+    Supergraph(#[from] SupergraphError),
+    #[error("no transport for subgraph(s) {0:?} named by the supergraph")]
+    MissingSubgraphs(Vec<String>),
+}
+
+/// The router's HTTP app: `/graphql` (GET, POST), GraphiQL at `/` when enabled, and `/healthz`,
+/// `/readyz`, `/metrics`.
+pub fn app(
+    supergraph: Supergraph,
+    transports: HashMap<String, Arc<dyn Transport>>,
+    options: RouterOptions,
+    ready: ReadyCheck,
+) -> Result<axum::Router, RouterError> {
+    let missing: Vec<String> = supergraph
+        .subgraphs
+        .iter()
+        .filter(|s| !transports.contains_key(&s.name))
+        .map(|s| s.name.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(RouterError::MissingSubgraphs(missing));
+    }
+    let graphiql = options.graphiql;
+    let pipeline = Arc::new(Pipeline::new(supergraph, transports, options));
+    let mut routes = axum::Router::new()
+        .route("/graphql", get(http::get_graphql).post(http::post_graphql))
+        .with_state(pipeline);
+    if graphiql {
+        routes = routes.route("/", get(http::graphiql));
+    }
+    Ok(instrument(routes.merge(ops_routes(ready)), "router"))
+}

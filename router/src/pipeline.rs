@@ -1,0 +1,349 @@
+//! One GraphQL request through the router: parse, validate, plan (cached), coerce variables,
+//! execute, project.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use graphql_tools::static_graphql::query::{
+    Definition, Document, OperationDefinition as AstOperation, VariableDefinition,
+};
+use graphql_tools::validation::rules::default_rules_validation_plan;
+use graphql_tools::validation::validate::{ValidationPlan, validate};
+use hive_router_query_planner::ast::normalization::normalize_operation;
+use hive_router_query_planner::ast::operation::OperationDefinition;
+use hive_router_query_planner::ast::selection_item::SelectionItem;
+use hive_router_query_planner::ast::selection_set::SelectionSet;
+use hive_router_query_planner::graph::PlannerOverrideContext;
+use hive_router_query_planner::planner::plan_nodes::QueryPlan;
+use hive_router_query_planner::utils::cancellation::CancellationToken;
+use lru::LruCache;
+use pyairtable_kit::Caller;
+use serde_json::{Map, Value};
+
+use crate::execute::Execution;
+use crate::introspection::Introspection;
+use crate::projection::Projection;
+use crate::response::{GraphQLError, Response, code};
+use crate::schema::OperationType;
+use crate::supergraph::Supergraph;
+use crate::transport::Transport;
+use crate::variables;
+
+/// How many prepared operations (parsed, validated, planned) are kept.
+const PLAN_CACHE_SIZE: usize = 1024;
+
+/// A GraphQL request, as read from HTTP.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphQLRequest {
+    pub query: Option<String>,
+    pub operation_name: Option<String>,
+    #[serde(default)]
+    pub variables: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub extensions: Option<Map<String, Value>>,
+}
+
+/// Router settings that shape responses.
+#[derive(Debug, Clone)]
+pub struct RouterOptions {
+    pub introspection: bool,
+    pub graphiql: bool,
+    pub subgraph_timeout: std::time::Duration,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        Self { introspection: true, graphiql: true, subgraph_timeout: std::time::Duration::from_secs(30) }
+    }
+}
+
+/// What became of a request, for the HTTP layer to pick a status.
+pub enum Outcome {
+    /// Executed (possibly with field errors).
+    Executed(Response),
+    /// Refused before execution (parse, validation, variables): no `data`.
+    RequestError(Response),
+    /// A mutation or subscription over GET.
+    MethodNotAllowed(Response),
+}
+
+/// An operation, parsed, validated and planned once, then reused.
+struct Prepared {
+    kind: OperationType,
+    variable_definitions: Vec<VariableDefinition>,
+    operation: OperationDefinition,
+    introspection: bool,
+    plan: Option<QueryPlan>,
+}
+
+type Preparation = Result<Arc<Prepared>, Arc<Vec<GraphQLError>>>;
+
+/// The router's request pipeline over one supergraph.
+pub struct Pipeline {
+    pub supergraph: Supergraph,
+    transports: HashMap<String, Arc<dyn Transport>>,
+    options: RouterOptions,
+    validation: ValidationPlan,
+    cache: Mutex<LruCache<u64, Preparation>>,
+}
+
+impl Pipeline {
+    pub fn new(
+        supergraph: Supergraph,
+        transports: HashMap<String, Arc<dyn Transport>>,
+        options: RouterOptions,
+    ) -> Self {
+        let size = NonZeroUsize::new(PLAN_CACHE_SIZE).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            supergraph,
+            transports,
+            options,
+            validation: default_rules_validation_plan(),
+            cache: Mutex::new(LruCache::new(size)),
+        }
+    }
+
+    pub fn options(&self) -> &RouterOptions {
+        &self.options
+    }
+
+    /// Runs one request. `get` says it came over HTTP GET (queries only).
+    pub async fn execute(
+        &self,
+        request: GraphQLRequest,
+        caller: &Caller,
+        request_id: &str,
+        get: bool,
+    ) -> Outcome {
+        let started = Instant::now();
+        let outcome = self.run(request, caller, request_id, get).await;
+        let (kind, result) = match &outcome {
+            Outcome::Executed(r) if r.errors.is_empty() => ("executed", "ok"),
+            Outcome::Executed(_) => ("executed", "field_errors"),
+            Outcome::RequestError(_) => ("refused", "request_error"),
+            Outcome::MethodNotAllowed(_) => ("refused", "method_not_allowed"),
+        };
+        let labels = [("stage", kind), ("outcome", result)];
+        metrics::counter!("router_operations_total", &labels).increment(1);
+        metrics::histogram!("router_operation_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn run(&self, request: GraphQLRequest, caller: &Caller, request_id: &str, get: bool) -> Outcome {
+        let Some(query) = request.query.as_deref().filter(|q| !q.trim().is_empty()) else {
+            let error = GraphQLError::new("the request has no query", code::BAD_REQUEST);
+            return Outcome::RequestError(Response::request_error(vec![error]));
+        };
+        let prepared = match self.prepare(query, request.operation_name.as_deref()) {
+            Ok(prepared) => prepared,
+            Err(errors) => return Outcome::RequestError(Response::request_error(errors.as_ref().clone())),
+        };
+        if get && prepared.kind != OperationType::Query {
+            let message = format!("{} operations must be sent with POST", prepared.kind.as_str());
+            return Outcome::MethodNotAllowed(Response::request_error(vec![GraphQLError::new(
+                message,
+                code::BAD_REQUEST,
+            )]));
+        }
+        if prepared.introspection && !self.options.introspection {
+            let error = GraphQLError::new("introspection is disabled", code::GRAPHQL_VALIDATION_FAILED);
+            return Outcome::RequestError(Response::request_error(vec![error]));
+        }
+        let provided = request.variables.unwrap_or_default();
+        let variables =
+            match variables::coerce(&self.supergraph.schema, &prepared.variable_definitions, &provided) {
+                Ok(variables) => variables,
+                Err(errors) => return Outcome::RequestError(Response::request_error(errors)),
+            };
+        Outcome::Executed(self.execute_prepared(&prepared, &variables, caller, request_id).await)
+    }
+
+    async fn execute_prepared(
+        &self,
+        prepared: &Prepared,
+        variables: &Map<String, Value>,
+        caller: &Caller,
+        request_id: &str,
+    ) -> Response {
+        let schema = &self.supergraph.schema;
+        let data = if prepared.introspection {
+            Value::Object(Introspection { schema, variables }.resolve(&prepared.operation.selection_set))
+        } else {
+            Value::Object(Map::new())
+        };
+        let execution = Execution::new(&self.transports, schema, variables, caller, request_id, data);
+        let mut state = execution.run(prepared.plan.as_ref().and_then(|p| p.node.as_ref())).await;
+        let root = schema.root_type(prepared.kind).unwrap_or("Query").to_owned();
+        let mut projection =
+            Projection { schema, variables, errors: &mut state.errors, failed_paths: &state.failed_paths };
+        let data = projection.project(&root, &state.data, &prepared.operation.selection_set);
+        Response { errors: state.errors, data: Some(data), extensions: Map::new() }
+    }
+
+    fn prepare(&self, query: &str, operation_name: Option<&str>) -> Preparation {
+        let key = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (query, operation_name).hash(&mut hasher);
+            hasher.finish()
+        };
+        if let Some(hit) = self.lock_cache().get(&key) {
+            return hit.clone();
+        }
+        let prepared = self.prepare_uncached(query, operation_name).map(Arc::new).map_err(Arc::new);
+        self.lock_cache().put(key, prepared.clone());
+        prepared
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, LruCache<u64, Preparation>> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn prepare_uncached(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Prepared, Vec<GraphQLError>> {
+        let document = graphql_tools::parser::parse_query::<String>(query)
+            .map_err(|e| vec![GraphQLError::new(parse_message(&e.to_string()), code::GRAPHQL_PARSE_FAILED)])?
+            .into_static();
+        let errors = validate(&self.supergraph.api_document, &document, &self.validation);
+        if !errors.is_empty() {
+            return Err(errors.into_iter().map(|e| validation_error(e.message, &e.locations)).collect());
+        }
+        let operation = select_operation(&document, operation_name)?;
+        let (kind, variable_definitions) = operation_kind(operation);
+        if self.supergraph.schema.root_type(kind).is_none() {
+            let message = format!("the schema has no {} operations", kind.as_str());
+            return Err(vec![validation_error(message, &[])]);
+        }
+        self.plan(&document, operation_name, kind, variable_definitions)
+    }
+
+    fn plan(
+        &self,
+        document: &Document,
+        operation_name: Option<&str>,
+        kind: OperationType,
+        variable_definitions: Vec<VariableDefinition>,
+    ) -> Result<Prepared, Vec<GraphQLError>> {
+        let planner = &self.supergraph.planner;
+        // The planner asserts on what it does not expect; a panic there must fail this request only.
+        let planned = catch_unwind(AssertUnwindSafe(|| {
+            let normalized = normalize_operation(&planner.supergraph, document, operation_name)
+                .map_err(|e| e.to_string())?;
+            let operation = normalized.operation;
+            let downstream = without_introspection(&operation);
+            let plan = if needs_subgraphs(&downstream.selection_set) {
+                let context = PlannerOverrideContext::default();
+                Some(
+                    planner
+                        .plan_from_normalized_operation(&downstream, context, &CancellationToken::new())
+                        .map_err(|e| e.to_string())?,
+                )
+            } else {
+                None
+            };
+            Ok::<_, String>((operation, plan))
+        }));
+        let (operation, plan) = match planned {
+            Ok(Ok(planned)) => planned,
+            Ok(Err(message)) => {
+                tracing::error!(%message, "query planning failed");
+                return Err(vec![GraphQLError::new(
+                    "the operation could not be planned",
+                    code::INTERNAL_SERVER_ERROR,
+                )]);
+            }
+            Err(_) => {
+                tracing::error!("query planner panicked");
+                return Err(vec![GraphQLError::new(
+                    "the operation could not be planned",
+                    code::INTERNAL_SERVER_ERROR,
+                )]);
+            }
+        };
+        let introspection = operation.selection_set.items.iter().any(is_introspection_field);
+        Ok(Prepared { kind, variable_definitions, operation, introspection, plan })
+    }
+}
+
+fn parse_message(raw: &str) -> String {
+    let detail = raw.trim().trim_start_matches("query parse error:").trim();
+    format!("Syntax error: {}", detail.replace('\n', " "))
+}
+
+fn validation_error(message: String, locations: &[graphql_tools::parser::Pos]) -> GraphQLError {
+    locations
+        .iter()
+        .fold(GraphQLError::new(message, code::GRAPHQL_VALIDATION_FAILED), |e, p| e.at(p.line, p.column))
+}
+
+fn select_operation<'d>(
+    document: &'d Document,
+    name: Option<&str>,
+) -> Result<&'d AstOperation, Vec<GraphQLError>> {
+    let operations: Vec<&AstOperation> = document
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::Operation(op) => Some(op),
+            Definition::Fragment(_) => None,
+        })
+        .collect();
+    let found = match name {
+        Some(name) => operations.iter().find(|op| operation_name(op) == Some(name)).copied(),
+        None if operations.len() == 1 => operations.first().copied(),
+        None => {
+            let message = "the document has several operations; give operationName";
+            return Err(vec![GraphQLError::new(message, code::OPERATION_NOT_FOUND)]);
+        }
+    };
+    found.ok_or_else(|| {
+        let message = format!("no operation named {:?} in the document", name.unwrap_or_default());
+        vec![GraphQLError::new(message, code::OPERATION_NOT_FOUND)]
+    })
+}
+
+fn operation_name(operation: &AstOperation) -> Option<&str> {
+    match operation {
+        AstOperation::Query(q) => q.name.as_deref(),
+        AstOperation::Mutation(m) => m.name.as_deref(),
+        AstOperation::Subscription(s) => s.name.as_deref(),
+        AstOperation::SelectionSet(_) => None,
+    }
+}
+
+fn operation_kind(operation: &AstOperation) -> (OperationType, Vec<VariableDefinition>) {
+    match operation {
+        AstOperation::Query(q) => (OperationType::Query, q.variable_definitions.clone()),
+        AstOperation::Mutation(m) => (OperationType::Mutation, m.variable_definitions.clone()),
+        AstOperation::Subscription(s) => (OperationType::Subscription, s.variable_definitions.clone()),
+        AstOperation::SelectionSet(_) => (OperationType::Query, Vec::new()),
+    }
+}
+
+fn is_introspection_field(item: &SelectionItem) -> bool {
+    matches!(item, SelectionItem::Field(f) if f.name == "__schema" || f.name == "__type")
+}
+
+/// The operation without its root introspection fields (the router answers those itself).
+fn without_introspection(operation: &OperationDefinition) -> OperationDefinition {
+    let mut downstream = operation.clone();
+    downstream.selection_set.items.retain(|item| !is_introspection_field(item));
+    downstream
+}
+
+/// Whether anything is left for subgraphs once the router's own fields are taken out.
+fn needs_subgraphs(selection: &SelectionSet) -> bool {
+    selection.items.iter().any(|item| match item {
+        SelectionItem::Field(f) => f.name != "__typename",
+        SelectionItem::InlineFragment(fragment) => needs_subgraphs(&fragment.selections),
+        SelectionItem::FragmentSpread(_) => true,
+    })
+}

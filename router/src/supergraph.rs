@@ -1,0 +1,108 @@
+//! A loaded supergraph: the planner, the public schema, and the subgraphs it names.
+
+use std::hash::{Hash, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use graphql_tools::parser::schema::{Definition, TypeDefinition, Value, parse_schema};
+use graphql_tools::static_graphql::schema::Document;
+use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
+
+use crate::schema::SchemaIndex;
+
+/// Why a supergraph document was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid supergraph: {0}")]
+pub struct SupergraphError(pub String);
+
+/// A subgraph named by the supergraph's `join__Graph` enum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubgraphInfo {
+    pub name: String,
+    pub url: Option<String>,
+}
+
+/// A supergraph ready to plan against.
+pub struct Supergraph {
+    pub planner: Planner,
+    pub schema: SchemaIndex,
+    /// The public schema (no federation internals), for validation.
+    pub api_document: Arc<Document>,
+    pub subgraphs: Vec<SubgraphInfo>,
+    /// Changes whenever the supergraph does; part of every plan cache key.
+    pub version: u64,
+}
+
+impl Supergraph {
+    /// Parses and checks a Federation v2 supergraph SDL.
+    pub fn parse(sdl: &str) -> Result<Self, SupergraphError> {
+        let document = parse_schema::<String>(sdl)
+            .map_err(|e| SupergraphError(format!("does not parse: {e}")))?
+            .into_static();
+        check_shape(&document)?;
+        let subgraphs = subgraphs(&document);
+        // The planner asserts on shapes it does not expect; a bad document must be an error here,
+        // not a crash of the router.
+        let planner = catch_unwind(AssertUnwindSafe(|| {
+            Planner::new_from_supergraph(&document, QueryPlannerOptions::default())
+        }))
+        .map_err(|_| SupergraphError("the query planner rejected it".into()))?
+        .map_err(|e| SupergraphError(e.to_string()))?;
+        let api_document = planner.consumer_schema.document.clone();
+        let schema = SchemaIndex::new(&api_document);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        sdl.hash(&mut hasher);
+        Ok(Self { planner, schema, api_document, subgraphs, version: hasher.finish() })
+    }
+}
+
+/// What the planner assumes without checking.
+fn check_shape(document: &Document) -> Result<(), SupergraphError> {
+    let has_type = |name: &str| {
+        document.definitions.iter().any(|d| match d {
+            Definition::TypeDefinition(TypeDefinition::Object(o)) => o.name == name,
+            _ => false,
+        })
+    };
+    let query = document
+        .definitions
+        .iter()
+        .find_map(|d| match d {
+            Definition::SchemaDefinition(s) => s.query.clone(),
+            _ => None,
+        })
+        .unwrap_or_else(|| "Query".to_owned());
+    if !has_type(&query) {
+        return Err(SupergraphError(format!("no query root type {query:?}")));
+    }
+    let has_graphs = document
+        .definitions
+        .iter()
+        .any(|d| matches!(d, Definition::TypeDefinition(TypeDefinition::Enum(e)) if e.name == "join__Graph"));
+    if !has_graphs {
+        return Err(SupergraphError("no join__Graph enum: not a federation supergraph".into()));
+    }
+    Ok(())
+}
+
+fn subgraphs(document: &Document) -> Vec<SubgraphInfo> {
+    let graph_enum = document.definitions.iter().find_map(|d| match d {
+        Definition::TypeDefinition(TypeDefinition::Enum(e)) if e.name == "join__Graph" => Some(e),
+        _ => None,
+    });
+    let Some(graph_enum) = graph_enum else { return Vec::new() };
+    graph_enum
+        .values
+        .iter()
+        .filter_map(|value| {
+            let directive = value.directives.iter().find(|d| d.name == "join__graph")?;
+            let argument = |name: &str| {
+                directive.arguments.iter().find_map(|(n, v)| match v {
+                    Value::String(s) if n == name => Some(s.clone()),
+                    _ => None,
+                })
+            };
+            Some(SubgraphInfo { name: argument("name")?, url: argument("url") })
+        })
+        .collect()
+}
