@@ -1,0 +1,226 @@
+//! Assembly of PyAirtable processes: the whole supergraph in one process, one subgraph as its own
+//! service, or the router alone over HTTP subgraphs. `main.rs` only parses the command line.
+
+pub mod schema_files;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use pyairtable_kit::http::{ReadyCheck, serve};
+use pyairtable_kit::{Caller, Config, IdentityKey, Kit, Subgraph};
+use pyairtable_router::compose::{SubgraphSdl, compose};
+use pyairtable_router::transport::SubgraphRequest;
+use pyairtable_router::{Http, InProcess, RouterOptions, Supergraph, Transport};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A subgraph crate, as the process assembly sees it.
+pub struct SubgraphEntry {
+    pub name: &'static str,
+    /// Builds the subgraph on a kit's connections.
+    pub build: fn(&Kit) -> Subgraph,
+    /// Its federation SDL, without connections.
+    pub sdl: fn() -> String,
+}
+
+/// The subgraphs of the platform.
+pub const SUBGRAPHS: &[SubgraphEntry] = &[
+    SubgraphEntry {
+        name: pyairtable_users::NAME,
+        build: pyairtable_users::subgraph,
+        sdl: pyairtable_users::sdl,
+    },
+    SubgraphEntry {
+        name: pyairtable_tenants::NAME,
+        build: pyairtable_tenants::subgraph,
+        sdl: pyairtable_tenants::sdl,
+    },
+];
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    app: axum::Router,
+    kit: Option<Arc<Kit>>,
+}
+
+/// A server running in the background (tests, embedding).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, drains in-flight requests, releases the kit.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("server task")?
+    }
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` completes, then drains and releases the kit (stopping a private
+    /// PostgreSQL cluster this process runs).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let served = serve(self.listener, self.app, shutdown).await;
+        if let Some(kit) = self.kit {
+            kit.shutdown().await;
+        }
+        served.context("serving HTTP")
+    }
+
+    /// Runs in the background until [`RunningServer::stop`].
+    pub fn spawn(self) -> RunningServer {
+        let addr = self.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until(async {
+            let _ = stopped.await;
+        }));
+        RunningServer { addr, stop, task }
+    }
+}
+
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("PYAIRTABLE_LISTEN: cannot listen on {}", config.listen))
+}
+
+fn router_options(config: &Config) -> RouterOptions {
+    RouterOptions {
+        introspection: config.introspection,
+        graphiql: config.graphiql,
+        subgraph_timeout: Duration::from_millis(config.subgraph_timeout_ms),
+    }
+}
+
+/// The whole supergraph in one process: every subgraph in process behind the router.
+pub async fn build_serve(config: Config) -> anyhow::Result<Server> {
+    let listener = bind(&config).await?;
+    let kit = Arc::new(Kit::start(config).await?);
+    let subgraphs: Vec<Subgraph> = SUBGRAPHS.iter().map(|entry| (entry.build)(&kit)).collect();
+    let sdl = compose_local(&subgraphs)?;
+    let supergraph = Supergraph::parse(&sdl)?;
+    let transports: HashMap<String, Arc<dyn Transport>> = subgraphs
+        .iter()
+        .map(|s| (s.name.to_owned(), Arc::new(InProcess(s.service.clone())) as Arc<dyn Transport>))
+        .collect();
+    let app = pyairtable_router::app(supergraph, transports, router_options(&kit.config), kit.ready_check())?;
+    tracing::info!(addr = %listener.local_addr()?, "supergraph serving in one process");
+    Ok(Server { listener, app, kit: Some(kit) })
+}
+
+/// Composes in-process subgraphs; URLs name where each would run as its own service.
+fn compose_local(subgraphs: &[Subgraph]) -> anyhow::Result<String> {
+    let urls: Vec<String> = subgraphs.iter().map(|s| default_url(s.name)).collect();
+    let sdls: Vec<SubgraphSdl<'_>> =
+        subgraphs.iter().zip(&urls).map(|(s, url)| SubgraphSdl { name: s.name, url, sdl: &s.sdl }).collect();
+    Ok(compose(&sdls)?)
+}
+
+/// Where a subgraph runs in the production topology (docker-compose and Kubernetes service names).
+pub fn default_url(name: &str) -> String {
+    format!("http://{name}:4000/graphql")
+}
+
+/// One subgraph as its own HTTP service.
+pub async fn build_subgraph(name: &str, config: Config) -> anyhow::Result<Server> {
+    let Some(entry) = SUBGRAPHS.iter().find(|entry| entry.name == name) else {
+        let known: Vec<&str> = SUBGRAPHS.iter().map(|entry| entry.name).collect();
+        bail!("unknown subgraph {name:?}; known: {}", known.join(", "));
+    };
+    let key = IdentityKey::new(config.require_internal_secret()?);
+    let listener = bind(&config).await?;
+    let kit = Arc::new(Kit::start(config).await?);
+    let subgraph = (entry.build)(&kit);
+    let app = pyairtable_kit::subgraph::http_app(&subgraph, key, kit.ready_check());
+    tracing::info!(subgraph = name, addr = %listener.local_addr()?, "subgraph serving");
+    Ok(Server { listener, app, kit: Some(kit) })
+}
+
+/// The router alone, over HTTP subgraphs: composed from their SDL (`PYAIRTABLE_SUBGRAPHS` /
+/// `--subgraph`), or loaded from a supergraph file (`PYAIRTABLE_SUPERGRAPH` / `--supergraph`).
+pub async fn build_router(config: Config) -> anyhow::Result<Server> {
+    let key = IdentityKey::new(config.require_internal_secret()?);
+    let timeout = Duration::from_millis(config.subgraph_timeout_ms);
+    let sdl = match &config.supergraph {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("PYAIRTABLE_SUPERGRAPH: cannot read {}", path.display()))?,
+        None if config.subgraphs.is_empty() => bail!(
+            "the router needs subgraphs: --subgraph name=url (or PYAIRTABLE_SUBGRAPHS) or --supergraph FILE"
+        ),
+        None => compose_remote(&config.subgraphs, &key, timeout).await?,
+    };
+    let supergraph = Supergraph::parse(&sdl)?;
+    let mut transports: HashMap<String, Arc<dyn Transport>> = HashMap::new();
+    for info in &supergraph.subgraphs {
+        let configured = config.subgraphs.iter().find(|(n, _)| *n == info.name).map(|(_, u)| u.clone());
+        let Some(url) = configured.or_else(|| info.url.clone()) else {
+            bail!("subgraph {} has no URL in the supergraph; give --subgraph {}=URL", info.name, info.name);
+        };
+        let http = Http::new(&url, key.clone(), timeout)
+            .map_err(|e| anyhow::anyhow!("subgraph {}: {e}", info.name))?;
+        transports.insert(info.name.clone(), Arc::new(http));
+    }
+    let listener = bind(&config).await?;
+    let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
+    let app = pyairtable_router::app(supergraph, transports, router_options(&config), ready)?;
+    tracing::info!(addr = %listener.local_addr()?, "router serving");
+    Ok(Server { listener, app, kit: None })
+}
+
+/// Fetches each subgraph's SDL (`_service { sdl }`), waiting up to a minute for late starters,
+/// and composes them.
+async fn compose_remote(
+    subgraphs: &[(String, String)],
+    key: &IdentityKey,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let mut sdls = Vec::with_capacity(subgraphs.len());
+    for (name, url) in subgraphs {
+        let http =
+            Http::new(url, key.clone(), timeout).map_err(|e| anyhow::anyhow!("subgraph {name}: {e}"))?;
+        sdls.push(fetch_sdl(name, &http).await?);
+    }
+    let inputs: Vec<SubgraphSdl<'_>> =
+        subgraphs.iter().zip(&sdls).map(|((name, url), sdl)| SubgraphSdl { name, url, sdl }).collect();
+    Ok(compose(&inputs)?)
+}
+
+async fn fetch_sdl(name: &str, http: &Http) -> anyhow::Result<String> {
+    let caller = Caller::anonymous();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let request = SubgraphRequest {
+            query: "{ _service { sdl } }",
+            variables: serde_json::Map::new(),
+            caller: &caller,
+            request_id: "router-startup",
+        };
+        let error = match http.fetch(request).await {
+            Ok(response) => {
+                match response.data.as_ref().and_then(|d| d.pointer("/_service/sdl")).and_then(|s| s.as_str())
+                {
+                    Some(sdl) => return Ok(sdl.to_owned()),
+                    None => format!("no SDL in the answer: {:?}", response.errors),
+                }
+            }
+            Err(err) => err.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("subgraph {name}: cannot fetch its SDL: {error}");
+        }
+        tracing::info!(subgraph = name, %error, "waiting for subgraph");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

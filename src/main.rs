@@ -1,0 +1,122 @@
+//! The `pyairtable` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pyairtable::schema_files;
+use pyairtable_kit::config::parse_subgraph_pair;
+use pyairtable_kit::http::shutdown_signal;
+use pyairtable_kit::{Config, ConfigError, Kit};
+
+#[derive(Parser)]
+#[command(name = "pyairtable", version, about = "PyAirtable Platform: a federated GraphQL supergraph")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole supergraph (router and every subgraph) in one process.
+    Serve,
+    /// Run one subgraph as its own HTTP service.
+    Subgraph {
+        /// users, tenants
+        name: String,
+    },
+    /// Run the router alone over HTTP subgraphs.
+    Router {
+        /// A subgraph as name=url (repeatable); its SDL is fetched and composed.
+        #[arg(long = "subgraph", value_parser = parse_subgraph_pair)]
+        subgraphs: Vec<(String, String)>,
+        /// A supergraph SDL file to load instead of composing.
+        #[arg(long)]
+        supergraph: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Write or check the SDL files under schema/.
+    Schema {
+        #[command(subcommand)]
+        action: SchemaAction,
+        /// The schema directory.
+        #[arg(long, default_value = "schema", global = true)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaAction {
+    /// Write each subgraph's SDL and the composed supergraph.
+    Print,
+    /// Fail when the files differ from what the code produces.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<ConfigError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    if let Command::Schema { action, dir } = command {
+        return schema(action, &dir);
+    }
+    let mut config = Config::from_env()?;
+    pyairtable_kit::telemetry::init_logging(&config)?;
+    let server = match command {
+        Command::Serve => pyairtable::build_serve(config).await?,
+        Command::Subgraph { name } => pyairtable::build_subgraph(&name, config).await?,
+        Command::Router { subgraphs, supergraph } => {
+            config.subgraphs.extend(subgraphs);
+            config.supergraph = supergraph.or(config.supergraph);
+            pyairtable::build_router(config).await?
+        }
+        Command::Migrate => {
+            config.migrate = true;
+            let kit = Kit::start(config).await?;
+            kit.shutdown().await;
+            println!("migrations applied");
+            return Ok(());
+        }
+        Command::Schema { .. } => unreachable!("handled above"),
+    };
+    println!("listening on http://{}", server.local_addr());
+    server.run_until(shutdown_signal()).await
+}
+
+fn schema(action: SchemaAction, dir: &std::path::Path) -> anyhow::Result<()> {
+    match action {
+        SchemaAction::Print => {
+            for path in schema_files::print(dir)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        SchemaAction::Check => {
+            let stale = schema_files::check(dir)?;
+            if stale.is_empty() {
+                println!("schema files are up to date");
+                return Ok(());
+            }
+            let list: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+            Err(anyhow::anyhow!("out of date: {}", list.join(", ")))
+                .context("run `cargo run -- schema print` and commit the result")
+        }
+    }
+}
