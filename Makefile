@@ -1,0 +1,39 @@
+# The targets people expect. `make test` is the README's test command and what CI runs.
+CARGO ?= cargo
+
+.PHONY: run test test-integration bench coverage check fmt schema
+
+## Run the whole supergraph in one process (zero configuration).
+run:
+	$(CARGO) run --release -- serve
+
+## Every test: unit, subgraph services, end to end (one process and separate processes).
+test:
+	$(CARGO) test --workspace --locked
+
+## Only the end-to-end tests under tests/.
+test-integration:
+	$(CARGO) test --locked -p pyairtable --test '*'
+
+## Router benchmark (release build); prints figures to paste into the README.
+bench:
+	$(CARGO) bench --locked --bench router
+
+## Line coverage with cargo-llvm-cov (installed from crates.io when missing).
+coverage:
+	@command -v cargo-llvm-cov >/dev/null || $(CARGO) install cargo-llvm-cov --locked
+	$(CARGO) llvm-cov --workspace --locked --html
+	@echo "report: target/llvm-cov/html/index.html"
+
+## Formatting, lints and the schema check, as CI runs them.
+check:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) run --locked -- schema check
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate schema/ after changing a subgraph's GraphQL types.
+schema:
+	$(CARGO) run --locked -- schema print
