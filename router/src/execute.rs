@@ -139,9 +139,9 @@ impl<'a> Execution<'a> {
         metrics::histogram!("router_subgraph_fetch_duration_seconds", &labels)
             .record(started.elapsed().as_secs_f64());
         result.map_err(|err| {
-            tracing::warn!(subgraph = service, %err, "subgraph fetch failed");
-            GraphQLError::new(format!("subgraph {service:?} {err}"), code::SUBGRAPH_REQUEST_FAILED)
-                .with_extension("serviceName", service)
+            tracing::warn!(subgraph = service, request_id = self.request_id, %err, "subgraph fetch failed");
+            let message = format!("subgraph {service:?} {}", err.public_message());
+            GraphQLError::new(message, code::SUBGRAPH_REQUEST_FAILED).with_extension("serviceName", service)
         })
     }
 

@@ -63,6 +63,19 @@ pub enum TransportError {
     Malformed(String),
 }
 
+impl TransportError {
+    /// What a client may be told: the kind of failure, without addresses or low-level causes
+    /// (those go to the log with the request id).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Unreachable(_) => "could not be reached".into(),
+            Self::Timeout(after) => format!("did not answer within {} ms", after.as_millis()),
+            Self::Status(status) => format!("answered HTTP {status}"),
+            Self::Malformed(_) => "sent a malformed response".into(),
+        }
+    }
+}
+
 /// A way to send a GraphQL request to one subgraph.
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
