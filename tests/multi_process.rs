@@ -1,5 +1,5 @@
 //! The production topology: every subgraph and the router as separate processes, over the
-//! machine's PostgreSQL and Redis, wired with the same variables as docker-compose.yml.
+//! machine's PostgreSQL and Redis, wired only by environment variables and --subgraph URLs.
 
 mod common;
 
