@@ -26,19 +26,22 @@ struct Figures {
 
 async fn load(client: &GraphQLClient, query: &'static str, variables: Value) -> Figures {
     let deadline = Instant::now() + DURATION;
-    let workers = (0..CONCURRENCY).map(|_| {
-        let (client, variables) = (client.clone(), variables.clone());
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let started = Instant::now();
-                let (status, body) = client.send(query, variables.clone()).await;
-                assert!(status == 200 && body.get("errors").is_none(), "{body}");
-                latencies.push(started.elapsed());
-            }
-            latencies
+    // Collected, so that every worker is spawned before the first is awaited.
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (client, variables) = (client.clone(), variables.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    let (status, body) = client.send(query, variables.clone()).await;
+                    assert!(status == 200 && body.get("errors").is_none(), "{body}");
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            })
         })
-    });
+        .collect();
     let mut all: Vec<Duration> = Vec::new();
     for worker in workers {
         all.extend(worker.await.expect("load worker"));
@@ -77,7 +80,8 @@ async fn main() {
     let org_id = seed(&router).await;
     let variables = json!({ "id": org_id });
 
-    // The tenants subgraph alone, over HTTP, on the same database: the baseline without a router.
+    // The tenants subgraph alone, over HTTP, on the same PostgreSQL server with the same data: the
+    // baseline without a router.
     let direct = SubgraphHarness::start(pyairtable_tenants::subgraph).await;
     let direct_client = direct.client(&Caller::anonymous());
     let member_ids = (0..MEMBERS).map(|_| json!(uuid::Uuid::now_v7())).collect();
