@@ -3,15 +3,15 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Error codes the router itself produces (subgraph errors keep their own).
+/// Error codes the router itself produces (subgraph errors keep their own); the ones it shares
+/// with subgraphs come from the kit.
 pub mod code {
+    pub use pyairtable_kit::error::code::{BAD_USER_INPUT, INTERNAL_SERVER_ERROR};
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
-    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     pub const BAD_REQUEST: &str = "BAD_REQUEST";
     pub const OPERATION_NOT_FOUND: &str = "OPERATION_NOT_FOUND";
     pub const SUBGRAPH_REQUEST_FAILED: &str = "SUBGRAPH_REQUEST_FAILED";
-    pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 }
 
 /// A position in the client's document.
