@@ -58,6 +58,13 @@ async fn server() -> (String, PgConnectOptions) {
             .unwrap_or_else(|e| panic!("{TEST_DATABASE_URL} is not a PostgreSQL URL: {e}"));
         return (url, options);
     }
+    private_server().await
+}
+
+/// The server tests use when `PYAIRTABLE_TEST_DATABASE_URL` is unset: one private cluster per
+/// user in the temporary directory, started by the first test that needs it and shared by every
+/// test process after it (it keeps running, with durability off, for the next run).
+pub async fn private_server() -> (String, PgConnectOptions) {
     let uid = nix::unistd::Uid::effective();
     let dir = std::env::temp_dir().join(format!("pyairtable-test-pg-{uid}"));
     let options = crate::pg::start_shared(&dir)

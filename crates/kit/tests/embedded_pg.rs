@@ -151,3 +151,18 @@ async fn an_unreachable_data_dir_is_explained_or_works() {
         result.expect("start").stop().await.expect("stop");
     }
 }
+
+#[tokio::test]
+async fn tests_without_a_configured_server_get_a_private_one() {
+    // What `test_database()` falls back to when PYAIRTABLE_TEST_DATABASE_URL is unset.
+    let (url, options) = pyairtable_kit::testing::private_server().await;
+    let config =
+        pyairtable_kit::Config::from_vars([("DATABASE_URL".to_owned(), url.clone())]).expect("config");
+    let kit = pyairtable_kit::Kit::start(config).await.expect("the URL it gives works as DATABASE_URL");
+    let version: String = sqlx::query_scalar("show server_version").fetch_one(&kit.db).await.expect("query");
+    assert!(!version.is_empty());
+    kit.shutdown().await;
+    let (again, _) = pyairtable_kit::testing::private_server().await;
+    assert_eq!(again, url, "later callers join the same server");
+    assert!(options.get_socket().is_some(), "over a Unix socket: {url}");
+}
