@@ -19,6 +19,15 @@ const PREFIX: &str = "PYAIRTABLE_";
 pub const VARIABLES: &[(&str, &str)] = &[
     ("DATABASE_URL", "PostgreSQL URL; unset: a private cluster under <data dir>/pg"),
     ("REDIS_URL", "Redis URL; unset: in-process cache and pub/sub"),
+    (
+        "SMTP_URL",
+        "SMTP server for outgoing email (smtp:// STARTTLS, smtps:// TLS); unset: .eml files in <data dir>/outbox",
+    ),
+    ("PYAIRTABLE_MAIL_FROM", "sender of outgoing email (default PyAirtable <no-reply@localhost>)"),
+    (
+        "PYAIRTABLE_PUBLIC_URL",
+        "base URL users reach the platform at, for links in emails (default http://127.0.0.1:4000)",
+    ),
     ("PYAIRTABLE_LISTEN", "address to listen on (default 127.0.0.1:4000)"),
     ("PYAIRTABLE_DATA_DIR", "where zero-config state lives (default ./data)"),
     ("PYAIRTABLE_LOG", "log filter, tracing EnvFilter syntax (default info)"),
@@ -89,6 +98,10 @@ impl fmt::Debug for Secret {
 pub struct Config {
     pub database_url: Option<Secret>,
     pub redis_url: Option<Secret>,
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
+    /// Without a trailing slash.
+    pub public_url: String,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub log: String,
@@ -115,6 +128,13 @@ impl Config {
         Ok(Self {
             database_url: env.string("DATABASE_URL").map(Secret),
             redis_url: env.string("REDIS_URL").map(Secret),
+            smtp_url: env.smtp_url("SMTP_URL")?,
+            mail_from: env
+                .mailbox("PYAIRTABLE_MAIL_FROM")?
+                .unwrap_or_else(|| "PyAirtable <no-reply@localhost>".into()),
+            public_url: env
+                .public_url("PYAIRTABLE_PUBLIC_URL")?
+                .unwrap_or_else(|| "http://127.0.0.1:4000".into()),
             listen: env.parse("PYAIRTABLE_LISTEN")?.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4000))),
             data_dir: env.string("PYAIRTABLE_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from),
             log: env.string("PYAIRTABLE_LOG").unwrap_or_else(|| "info".into()),
@@ -222,6 +242,33 @@ impl Env {
         }
     }
 
+    fn smtp_url(&self, name: &str) -> Result<Option<Secret>, ConfigError> {
+        let Some(raw) = self.string(name) else { return Ok(None) };
+        if !(raw.starts_with("smtp://") || raw.starts_with("smtps://")) {
+            return Err(ConfigError::new(
+                name,
+                "must start with smtp:// (STARTTLS or plain) or smtps:// (TLS)",
+            ));
+        }
+        Ok(Some(Secret(raw)))
+    }
+
+    fn mailbox(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        let Some(raw) = self.string(name) else { return Ok(None) };
+        raw.parse::<lettre::message::Mailbox>()
+            .map_err(|e| ConfigError::new(name, format!("{raw:?} is not a mailbox (Name <address>): {e}")))?;
+        Ok(Some(raw))
+    }
+
+    fn public_url(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        let Some(raw) = self.string(name) else { return Ok(None) };
+        let rest = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://"));
+        if rest.is_none_or(|r| r.is_empty() || r.contains(['?', '#', ' '])) {
+            return Err(ConfigError::new(name, format!("{raw:?} is not an http(s) URL without query")));
+        }
+        Ok(Some(raw.trim_end_matches('/').to_owned()))
+    }
+
     fn pairs(&self, name: &str) -> Result<Vec<(String, String)>, ConfigError> {
         let Some(raw) = self.string(name) else { return Ok(Vec::new()) };
         raw.split(',')
@@ -308,6 +355,28 @@ mod tests {
         .expect("valid");
         assert_eq!(config.subgraphs.len(), 2);
         assert_eq!(config.subgraphs[1].0, "tenants");
+    }
+
+    #[test]
+    fn mail_settings_are_checked() {
+        let bad = [
+            ("SMTP_URL", "http://mail:25"),
+            ("PYAIRTABLE_MAIL_FROM", "not a mailbox"),
+            ("PYAIRTABLE_PUBLIC_URL", "ftp://x"),
+            ("PYAIRTABLE_PUBLIC_URL", "https://x/?a=1"),
+        ];
+        for (name, value) in bad {
+            let err = Config::from_vars(vars(&[(name, value)])).expect_err(value);
+            assert_eq!(err.variable, name);
+        }
+        let config = Config::from_vars(vars(&[
+            ("SMTP_URL", "smtp://user:pw@mail:587"),
+            ("PYAIRTABLE_MAIL_FROM", "Acme <hi@acme.test>"),
+            ("PYAIRTABLE_PUBLIC_URL", "https://app.acme.test/"),
+        ]))
+        .expect("valid");
+        assert_eq!(config.public_url, "https://app.acme.test");
+        assert!(!format!("{config:?}").contains("pw@"), "the SMTP password is a secret");
     }
 
     #[test]

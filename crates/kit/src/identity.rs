@@ -34,6 +34,9 @@ pub struct Caller {
     pub session_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// The client's IP address as the router saw it (for per-IP limits and session records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 impl Caller {

@@ -24,6 +24,27 @@ pub fn parse_text(field: &str, value: &str, max: usize) -> Result<String> {
     Ok(value.to_owned())
 }
 
+/// A plausible address: one `@`, a non-empty local part, a dotted domain, no spaces; lower-cased.
+/// Deliverability is proven by the verification email, not by a regex.
+pub fn parse_email(raw: &str) -> Result<String> {
+    let email = raw.trim().to_lowercase();
+    let bad = || Error::bad_input("email", "email is not a valid address");
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let domain_ok = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.contains('@')
+        && local.chars().all(|c| !c.is_whitespace() && !c.is_control());
+    if !(domain_ok && local_ok) || email.len() > 254 {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,6 +54,16 @@ mod tests {
         assert!(parse_id("id", "0190f3a4-7b1c-7d9e-8f00-123456789abc").is_ok());
         let err = parse_id("organizationId", "1 or 1=1").expect_err("not a uuid");
         assert_eq!(err.to_string(), "organizationId is not a valid ID");
+    }
+
+    #[test]
+    fn emails_are_normalised_or_refused() {
+        assert_eq!(parse_email("  Ada@Example.COM ").expect("valid"), "ada@example.com");
+        for bad in
+            ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@@x.io", "ada@x..io"]
+        {
+            assert!(parse_email(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

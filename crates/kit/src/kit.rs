@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 use crate::config::{Config, ConfigError, Secret};
 use crate::db;
 use crate::http::ReadyCheck;
+use crate::mail::Mailer;
 use crate::pg::EmbeddedPostgres;
 
 /// The database the zero-configuration cluster keeps pyairtable's data in.
@@ -22,6 +23,8 @@ pub struct Kit {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: Option<redis::aio::ConnectionManager>,
+    /// Outgoing email: SMTP when configured, else the outbox folder.
+    pub mailer: Arc<dyn Mailer>,
     embedded: Mutex<Option<EmbeddedPostgres>>,
 }
 
@@ -29,6 +32,8 @@ impl Kit {
     /// Connects everything `config` names, starting a private PostgreSQL cluster under
     /// `<data dir>/pg` when `DATABASE_URL` is unset, and applies migrations unless disabled.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let mailer =
+            crate::mail::from_config(&config).map_err(|e| ConfigError::new("SMTP_URL", e.to_string()))?;
         let (options, embedded) = match &config.database_url {
             Some(url) => (db::parse_url(url)?, None),
             None => {
@@ -37,7 +42,7 @@ impl Kit {
             }
         };
         let kit = match Self::connect(config, options, embedded.is_some()).await {
-            Ok((config, db, redis)) => Self { config, db, redis, embedded: Mutex::new(embedded) },
+            Ok((config, db, redis)) => Self { config, db, redis, mailer, embedded: Mutex::new(embedded) },
             Err(err) => {
                 if let Some(pg) = embedded {
                     let _ = pg.stop().await;

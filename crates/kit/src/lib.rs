@@ -1,12 +1,15 @@
 //! The shared kit of PyAirtable: what every subgraph and the router stand on.
 
+pub mod authority;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod identity;
 pub mod input;
 pub mod kit;
+pub mod mail;
 pub mod pg;
 pub mod subgraph;
 pub mod telemetry;

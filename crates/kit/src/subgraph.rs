@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 
+use crate::authority::Authority;
 use crate::error::code;
 use crate::http::{ReadyCheck, RequestId, instrument, ops_routes};
 use crate::identity::{IDENTITY_HEADER, IdentityError, IdentityKey};
@@ -42,6 +43,26 @@ pub struct Subgraph {
     /// Its federation SDL (what `_service { sdl }` answers).
     pub sdl: String,
     pub service: Arc<dyn SubgraphService>,
+    /// HTTP routes besides `/graphql` that its own service serves (they check identity themselves).
+    pub routes: Option<Router>,
+    /// The auth subgraph's answers to the router, when this is the auth subgraph.
+    pub authority: Option<Arc<dyn Authority>>,
+}
+
+impl Subgraph {
+    pub fn new(name: &'static str, sdl: String, service: Arc<dyn SubgraphService>) -> Self {
+        Self { name, sdl, service, routes: None, authority: None }
+    }
+
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.routes = Some(routes);
+        self
+    }
+
+    pub fn with_authority(mut self, authority: Arc<dyn Authority>) -> Self {
+        self.authority = Some(authority);
+        self
+    }
 }
 
 #[derive(Clone)]
@@ -54,8 +75,11 @@ struct AppState {
 /// plus `/healthz`, `/readyz` and `/metrics`.
 pub fn http_app(subgraph: &Subgraph, key: IdentityKey, ready: ReadyCheck) -> Router {
     let state = AppState { service: subgraph.service.clone(), key };
-    let graphql = Router::new().route("/graphql", post(graphql)).with_state(state);
-    instrument(graphql.merge(ops_routes(ready)), subgraph.name)
+    let mut app = Router::new().route("/graphql", post(graphql)).with_state(state).merge(ops_routes(ready));
+    if let Some(routes) = &subgraph.routes {
+        app = app.merge(routes.clone());
+    }
+    instrument(app, subgraph.name)
 }
 
 async fn graphql(

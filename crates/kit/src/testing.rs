@@ -211,6 +211,8 @@ pub struct SubgraphHarness {
     pub db: TestDatabase,
     pub key: crate::IdentityKey,
     pub kit: std::sync::Arc<crate::Kit>,
+    /// `kit.config.data_dir`, removed with the harness.
+    _data_dir: tempfile::TempDir,
 }
 
 /// The internal secret test harnesses share with the services they start.
@@ -220,13 +222,18 @@ impl SubgraphHarness {
     /// Builds the subgraph with `build` and serves it.
     pub async fn start(build: fn(&crate::Kit) -> crate::Subgraph) -> Self {
         let db = test_database().await;
-        let vars = [("DATABASE_URL".to_owned(), db.url().to_owned())];
+        let data_dir = tempfile::tempdir().expect("a data dir");
+        let vars = [
+            ("DATABASE_URL".to_owned(), db.url().to_owned()),
+            ("PYAIRTABLE_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
+            ("PYAIRTABLE_INTERNAL_SECRET".to_owned(), TEST_INTERNAL_SECRET.to_owned()),
+        ];
         let config = crate::Config::from_vars(vars).expect("test configuration");
         let kit = std::sync::Arc::new(crate::Kit::start(config).await.expect("kit starts"));
         let key = crate::IdentityKey::new(&crate::Secret::new(TEST_INTERNAL_SECRET));
         let subgraph = build(&kit);
         let server = spawn_app(crate::subgraph::http_app(&subgraph, key.clone(), kit.ready_check())).await;
-        Self { server, db, key, kit }
+        Self { server, db, key, kit, _data_dir: data_dir }
     }
 
     /// A client that calls as `caller`, with the router's signed identity header.
@@ -234,4 +241,46 @@ impl SubgraphHarness {
         let header = self.key.sign(caller, chrono::Utc::now().timestamp());
         GraphQLClient::new(self.server.graphql_url()).with_header(crate::identity::IDENTITY_HEADER, &header)
     }
+}
+
+/// A message the outbox mailer wrote, read back.
+#[derive(Debug, Clone)]
+pub struct SentEmail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// The messages in an outbox folder, oldest first (an absent folder holds none).
+pub fn outbox(dir: &std::path::Path) -> Vec<SentEmail> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let raw = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            let message = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .unwrap_or_else(|| panic!("{} is not a message", path.display()));
+            let to = message
+                .to()
+                .and_then(|to| to.first())
+                .and_then(|addr| addr.address())
+                .unwrap_or_default()
+                .to_owned();
+            SentEmail {
+                to,
+                subject: message.subject().unwrap_or_default().to_owned(),
+                text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+                html: message.body_html(0).map(|t| t.into_owned()).filter(|_| message.html_body_count() > 0),
+            }
+        })
+        .collect()
 }
