@@ -24,7 +24,7 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
         .data(DataLoader::new(store::MembersLoader(db.clone()), tokio::spawn))
         .data(DataLoader::new(store::MembershipsLoader(db), tokio::spawn))
         .finish();
-    Subgraph { name: NAME, sdl: sdl(), service: Arc::new(schema) }
+    Subgraph::new(NAME, sdl(), Arc::new(schema))
 }
 
 /// The federation SDL (no data sources needed).

@@ -3,6 +3,7 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Result, Schema, SchemaBuilder};
 use chrono::{DateTime, Utc};
+use pyairtable_kit::identity::caller;
 use pyairtable_kit::input::parse_id;
 use uuid::Uuid;
 
@@ -117,8 +118,6 @@ pub struct CreateOrganizationInput {
     pub name: String,
     /// Derived from the name when omitted.
     pub slug: Option<String>,
-    /// The first owner.
-    pub owner_id: ID,
 }
 
 #[derive(InputObject)]
@@ -132,22 +131,18 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    /// Creates an organization with its first owner. Bootstrap of the walking skeleton: with
-    /// authentication the signed-in caller becomes the owner.
+    /// Creates an organization; the caller becomes its owner.
     async fn create_organization(
         &self,
         ctx: &Context<'_>,
         input: CreateOrganizationInput,
     ) -> Result<Organization> {
-        let new = NewOrganization {
-            name: input.name,
-            slug: input.slug,
-            owner_id: parse_id("ownerId", &input.owner_id)?,
-        };
+        let new =
+            NewOrganization { name: input.name, slug: input.slug, owner_id: caller(ctx)?.require_user()? };
         Ok(Organization(ctx.data::<Tenants>()?.create(new).await?))
     }
 
-    /// Adds a user to an organization.
+    /// Adds a user to an organization (owners and admins; nobody grants above their own role).
     async fn add_organization_member(
         &self,
         ctx: &Context<'_>,
@@ -158,6 +153,6 @@ impl Mutation {
             user_id: parse_id("userId", &input.user_id)?,
             role: input.role,
         };
-        Ok(Member(ctx.data::<Tenants>()?.add_member(new).await?))
+        Ok(Member(ctx.data::<Tenants>()?.add_member(caller(ctx)?, new).await?))
     }
 }

@@ -2,7 +2,7 @@
 
 use async_graphql::Enum;
 use pyairtable_kit::input::parse_text;
-use pyairtable_kit::{Error, Result};
+use pyairtable_kit::{Caller, Error, Result};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -79,10 +79,18 @@ impl Tenants {
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %new.organization_id))]
-    pub async fn add_member(&self, new: NewMember) -> Result<MemberRow> {
+    pub async fn add_member(&self, caller: &Caller, new: NewMember) -> Result<MemberRow> {
+        let me = caller.require_user()?;
         let mut tx = self.db.begin().await?;
-        if store::organization(&mut *tx, new.organization_id).await?.is_none() {
+        let my_role = store::role_of(&mut tx, new.organization_id, me).await?;
+        let Some(my_role) = my_role.as_deref().map(OrganizationRole::from_db).transpose()? else {
             return Err(Error::NotFound("no such organization".into()));
+        };
+        if !matches!(my_role, OrganizationRole::Owner | OrganizationRole::Admin) {
+            return Err(Error::Forbidden("only owners and admins add members".into()));
+        }
+        if new.role == OrganizationRole::Owner && my_role != OrganizationRole::Owner {
+            return Err(Error::Forbidden("only owners make owners".into()));
         }
         let member =
             store::insert_member(&mut tx, new.organization_id, new.user_id, new.role.as_db()).await?;

@@ -6,7 +6,7 @@ use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use pyairtable_kit::error::unique_violation;
 use pyairtable_kit::{Error, Result};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// A row of `tenants.organizations`.
@@ -70,16 +70,6 @@ pub async fn insert_member(
         Some("members_pkey") => Error::Conflict("this user is already a member".into()),
         _ => err.into(),
     })
-}
-
-pub async fn organization(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrganizationRow>> {
-    let row = sqlx::query_as(
-        "select id, name, slug, created_at, updated_at from tenants.organizations where id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    Ok(row)
 }
 
 pub async fn organization_by_slug(db: &PgPool, slug: &str) -> Result<Option<OrganizationRow>> {
@@ -178,4 +168,17 @@ impl Loader<Uuid> for MembershipsLoader {
         }
         Ok(by_user)
     }
+}
+
+/// The role of `user_id` in the organization, locked for the transaction; `None` when either
+/// does not exist or the user is not a member.
+pub async fn role_of(db: &mut PgConnection, organization_id: Uuid, user_id: Uuid) -> Result<Option<String>> {
+    let role = sqlx::query_scalar(
+        "select role from tenants.members where organization_id = $1 and user_id = $2 for share",
+    )
+    .bind(organization_id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(role)
 }

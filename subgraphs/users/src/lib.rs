@@ -1,6 +1,7 @@
 //! The users subgraph: user profiles. `User` is an entity keyed by `id` that other subgraphs
 //! reference by key only.
 
+pub mod events;
 mod schema;
 mod service;
 mod store;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use async_graphql::dataloader::DataLoader;
 use pyairtable_kit::{Kit, Subgraph};
 
+pub use events::consumer;
 pub use schema::{Mutation, Query, UsersSchema};
 
 /// The subgraph's name in the supergraph.
@@ -20,7 +22,8 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
     let service = service::Users::new(kit.db.clone());
     let loader = DataLoader::new(store::UserLoader(kit.db.clone()), tokio::spawn);
     let schema = schema::builder().data(service).data(loader).finish();
-    Subgraph { name: NAME, sdl: sdl(), service: Arc::new(schema) }
+    events::consumer().spawn(kit.db.clone());
+    Subgraph::new(NAME, sdl(), Arc::new(schema))
 }
 
 /// The federation SDL (no data sources needed).

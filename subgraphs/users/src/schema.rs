@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use pyairtable_kit::identity::caller;
 use pyairtable_kit::input::parse_id;
 
-use crate::service::{NewUser, ProfilePatch, Users};
+use crate::service::{ProfilePatch, Users};
 use crate::store::{UserLoader, UserRow};
 
 pub type UsersSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -79,12 +79,6 @@ async fn load(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<User>> {
     Ok(loader.load_one(id).await?.map(User))
 }
 
-#[derive(InputObject)]
-pub struct CreateUserInput {
-    pub email: String,
-    pub display_name: String,
-}
-
 /// Only the fields given change.
 #[derive(InputObject)]
 pub struct UpdateProfileInput {
@@ -97,14 +91,6 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    /// Creates a user profile. Bootstrap of the walking skeleton: the auth subgraph's sign-up
-    /// replaces it.
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
-        let users = ctx.data::<Users>()?;
-        let new = NewUser { email: input.email, display_name: input.display_name };
-        Ok(User(users.create(new).await?))
-    }
-
     /// Updates the signed-in user's profile.
     async fn update_my_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
         let id = caller(ctx)?.require_user()?;

@@ -7,12 +7,6 @@ use uuid::Uuid;
 
 use crate::store::{self, UserRow};
 
-/// A new profile, as given by the client.
-pub struct NewUser {
-    pub email: String,
-    pub display_name: String,
-}
-
 /// Profile changes; `None` keeps the current value.
 pub struct ProfilePatch {
     pub display_name: Option<String>,
@@ -31,13 +25,6 @@ impl Users {
         Self { db }
     }
 
-    #[tracing::instrument(skip_all)]
-    pub async fn create(&self, new: NewUser) -> Result<UserRow> {
-        let email = parse_email(&new.email)?;
-        let display_name = parse_text("displayName", &new.display_name, 100)?;
-        store::insert_user(&self.db, Uuid::now_v7(), &email, &display_name).await
-    }
-
     #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn update_profile(&self, id: Uuid, patch: ProfilePatch) -> Result<UserRow> {
         let display_name = patch.display_name.map(|v| parse_text("displayName", &v, 100)).transpose()?;
@@ -48,27 +35,6 @@ impl Users {
             .await?
             .ok_or_else(|| Error::NotFound("no profile for the signed-in user".into()))
     }
-}
-
-/// A plausible address: one `@`, a non-empty local part, a dotted domain, no spaces; lower-cased.
-/// Deliverability is proven by the verification email, not by a regex.
-pub fn parse_email(raw: &str) -> Result<String> {
-    let email = raw.trim().to_lowercase();
-    let bad = || Error::bad_input("email", "email is not a valid address");
-    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
-    let domain_ok = domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.contains('@')
-        && local.chars().all(|c| !c.is_whitespace() && !c.is_control());
-    if !(domain_ok && local_ok) || email.len() > 254 {
-        return Err(bad());
-    }
-    Ok(email)
 }
 
 /// A BCP 47 language tag of the common shape: `en`, `pt-BR`, `zh-Hant-TW`.
@@ -102,16 +68,6 @@ fn parse_time_zone(raw: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails_are_normalised_or_refused() {
-        assert_eq!(parse_email("  Ada@Example.COM ").expect("valid"), "ada@example.com");
-        for bad in
-            ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@@x.io", "ada@x..io"]
-        {
-            assert!(parse_email(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn locales_and_time_zones_have_their_shapes() {

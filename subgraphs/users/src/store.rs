@@ -4,9 +4,8 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
-use pyairtable_kit::error::unique_violation;
 use pyairtable_kit::{Error, Result};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// A row of `users.users`.
@@ -24,20 +23,18 @@ pub struct UserRow {
 
 const COLUMNS: &str = "id, email, display_name, avatar_file_id, locale, time_zone, created_at, updated_at";
 
+/// Creates the profile of a newly registered user (again: a no-op, events may repeat).
 #[tracing::instrument(skip_all)]
-pub async fn insert_user(db: &PgPool, id: Uuid, email: &str, display_name: &str) -> Result<UserRow> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "insert into users.users (id, email, display_name) values ($1, $2, $3) returning {COLUMNS}"
-    )))
+pub async fn insert_profile(db: &mut PgConnection, id: Uuid, email: &str, display_name: &str) -> Result<()> {
+    sqlx::query(
+        "insert into users.users (id, email, display_name) values ($1, $2, $3) on conflict do nothing",
+    )
     .bind(id)
     .bind(email)
     .bind(display_name)
-    .fetch_one(db)
-    .await
-    .map_err(|err| match unique_violation(&err) {
-        Some("users_email_key") => Error::Conflict("a user with this email already exists".into()),
-        _ => err.into(),
-    })
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(count = ids.len()))]
@@ -80,8 +77,17 @@ impl Loader<Uuid> for UserLoader {
     type Value = UserRow;
     type Error = Error;
 
+    /// A user just registered may not have its profile yet (the event is being applied): on a
+    /// miss, pending events are applied first and the missing ones read again.
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, UserRow>> {
-        let rows = users_by_ids(&self.0, keys).await?;
-        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+        let mut found: HashMap<Uuid, UserRow> =
+            users_by_ids(&self.0, keys).await?.into_iter().map(|row| (row.id, row)).collect();
+        // Reload even when this call applied nothing: another worker may just have applied it.
+        if found.len() < keys.len() {
+            crate::events::consumer().catch_up(&self.0).await?;
+            let missing: Vec<Uuid> = keys.iter().filter(|k| !found.contains_key(k)).copied().collect();
+            found.extend(users_by_ids(&self.0, &missing).await?.into_iter().map(|row| (row.id, row)));
+        }
+        Ok(found)
     }
 }
