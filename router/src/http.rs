@@ -3,17 +3,19 @@
 //! 4xx for requests that fail before execution when the client accepts it, else `application/json`
 //! with 200 for anything that is a GraphQL response.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use pyairtable_kit::Caller;
 use pyairtable_kit::http::RequestId;
 use serde_json::{Map, Value};
 
+use crate::auth::AuthError;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline};
 use crate::response::{GraphQLError, Response as GraphQLResponse, code};
 
@@ -23,9 +25,28 @@ const JSON: &str = "application/json";
 /// The router's shared state: the pipeline of the current supergraph.
 pub type RouterState = Arc<Pipeline>;
 
+/// The client's address: the peer, or, when the peer is a proxy on a private network (an ingress,
+/// a load balancer), the last address it appended to `X-Forwarded-For`.
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn client_ip(peer: &Peer, headers: &HeaderMap) -> Option<String> {
+    let peer = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())?;
+    let behind_proxy = match peer {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
+        IpAddr::V6(ip) => ip.is_loopback() || ip.is_unique_local(),
+    };
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+    Some(forwarded.filter(|_| behind_proxy).unwrap_or(peer).to_string())
+}
+
 pub async fn post_graphql(
     State(pipeline): State<RouterState>,
     Extension(request_id): Extension<RequestId>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -45,7 +66,7 @@ pub async fn post_graphql(
         Err(e) => return bad_request(media, &format!("the body is not valid JSON: {e}")),
     };
     match request {
-        Ok(request) => run(&pipeline, request, &request_id, media, false).await,
+        Ok(request) => run(&pipeline, request, &request_id, (&peer, &headers), media, false).await,
         Err(e) => bad_request(media, &format!("malformed GraphQL request: {e}")),
     }
 }
@@ -63,6 +84,7 @@ pub struct GetParams {
 pub async fn get_graphql(
     State(pipeline): State<RouterState>,
     Extension(request_id): Extension<RequestId>,
+    peer: Peer,
     headers: HeaderMap,
     Query(params): Query<GetParams>,
 ) -> Response {
@@ -80,7 +102,7 @@ pub async fn get_graphql(
     };
     let request =
         GraphQLRequest { query: params.query, operation_name: params.operation_name, variables, extensions };
-    run(&pipeline, request, &request_id, media, true).await
+    run(&pipeline, request, &request_id, (&peer, &headers), media, true).await
 }
 
 fn parse_json_param(raw: Option<&str>, name: &str) -> Result<Option<Map<String, Value>>, String> {
@@ -95,11 +117,15 @@ async fn run(
     pipeline: &Pipeline,
     request: GraphQLRequest,
     request_id: &RequestId,
+    (peer, headers): (&Peer, &HeaderMap),
     media: &'static str,
     get: bool,
 ) -> Response {
-    // Identity at the edge arrives with authentication; until then every caller is anonymous.
-    let caller = Caller::anonymous();
+    let mut caller = match authenticate(pipeline, headers).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    caller.ip = client_ip(peer, headers);
     let outcome = pipeline.execute(request, &caller, &request_id.0, get).await;
     let legacy = media == JSON;
     match outcome {
@@ -111,6 +137,52 @@ async fn run(
             let mut http = respond(media, StatusCode::METHOD_NOT_ALLOWED, &response);
             http.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             http
+        }
+    }
+}
+
+/// The caller, or the response that refuses the request: 401 for bad credentials (whatever the
+/// client accepts), 503 when the auth service cannot be asked.
+async fn authenticate(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Caller, Response> {
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
+    let result = match pipeline.authenticator() {
+        Some(authenticator) => authenticator.authenticate(authorization).await,
+        None if authorization.is_some() => {
+            Err(AuthError::InvalidToken("this router has no auth service to verify credentials".into()))
+        }
+        None => Ok(Caller::anonymous()),
+    };
+    result.map_err(|err| {
+        tracing::info!(%err, "request refused at authentication");
+        let (status, error) = match err {
+            AuthError::InvalidToken(_) => (
+                StatusCode::UNAUTHORIZED,
+                GraphQLError::new("the credentials are invalid or expired", code::UNAUTHENTICATED),
+            ),
+            AuthError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                GraphQLError::new("authentication is unavailable; retry shortly", code::SERVICE_UNAVAILABLE),
+            ),
+        };
+        let mut response = respond(JSON, status, &GraphQLResponse::request_error(vec![error]));
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = HeaderValue::from_static("Bearer error=\"invalid_token\"");
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    })
+}
+
+/// `GET /.well-known/jwks.json`: the auth service's public keys, from the router's cache.
+pub async fn jwks(State(pipeline): State<RouterState>) -> Response {
+    let Some(authenticator) = pipeline.authenticator() else { return StatusCode::NOT_FOUND.into_response() };
+    match authenticator.jwks_document().await {
+        Ok(document) => {
+            ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(document)).into_response()
+        }
+        Err(err) => {
+            tracing::warn!(%err, "serving the JWKS");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
 }

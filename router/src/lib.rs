@@ -2,6 +2,7 @@
 //! with Hive's query planner, executes the plans against subgraphs (in process or over HTTP) and
 //! answers GraphQL over HTTP.
 
+pub mod auth;
 pub mod compose;
 mod entities;
 mod execute;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use pyairtable_kit::http::{ReadyCheck, instrument, ops_routes};
 
+pub use auth::{AuthError, Authenticator, PublicOperations};
 pub use pipeline::{GraphQLRequest, Outcome, Pipeline, RouterOptions};
 pub use supergraph::{SubgraphInfo, Supergraph, SupergraphError};
 pub use transport::{Http, InProcess, Transport};
@@ -36,12 +38,14 @@ pub enum RouterError {
 }
 
 /// The router's HTTP app: `/graphql` (GET, POST), GraphiQL at `/` when enabled, and `/healthz`,
-/// `/readyz`, `/metrics`.
+/// `/readyz`, `/metrics`; with an authenticator, `/.well-known/jwks.json` too. Without one (a
+/// supergraph with no auth service) every caller is anonymous and credentials are refused.
 pub fn app(
     supergraph: Supergraph,
     transports: HashMap<String, Arc<dyn Transport>>,
     options: RouterOptions,
     ready: ReadyCheck,
+    authenticator: Option<Arc<Authenticator>>,
 ) -> Result<axum::Router, RouterError> {
     let missing: Vec<String> = supergraph
         .subgraphs
@@ -53,9 +57,10 @@ pub fn app(
         return Err(RouterError::MissingSubgraphs(missing));
     }
     let graphiql = options.graphiql;
-    let pipeline = Arc::new(Pipeline::new(supergraph, transports, options));
+    let pipeline = Arc::new(Pipeline::new(supergraph, transports, options, authenticator));
     let mut routes = axum::Router::new()
         .route("/graphql", get(http::get_graphql).post(http::post_graphql))
+        .route("/.well-known/jwks.json", get(http::jwks))
         .with_state(pipeline);
     if graphiql {
         routes = routes.route("/", get(http::graphiql));

@@ -24,6 +24,7 @@ use lru::LruCache;
 use pyairtable_kit::Caller;
 use serde_json::{Map, Value};
 
+use crate::auth::Authenticator;
 use crate::execute::Execution;
 use crate::introspection::Introspection;
 use crate::projection::Projection;
@@ -78,6 +79,8 @@ struct Prepared {
     variable_definitions: Vec<VariableDefinition>,
     operation: OperationDefinition,
     introspection: bool,
+    /// Root field names, through inline fragments (for the anonymous allow-list).
+    root_fields: Vec<String>,
     plan: Option<QueryPlan>,
 }
 
@@ -90,6 +93,7 @@ pub struct Pipeline {
     options: RouterOptions,
     validation: ValidationPlan,
     cache: Mutex<LruCache<u64, Preparation>>,
+    authenticator: Option<Arc<Authenticator>>,
 }
 
 impl Pipeline {
@@ -97,6 +101,7 @@ impl Pipeline {
         supergraph: Supergraph,
         transports: HashMap<String, Arc<dyn Transport>>,
         options: RouterOptions,
+        authenticator: Option<Arc<Authenticator>>,
     ) -> Self {
         let size = NonZeroUsize::new(PLAN_CACHE_SIZE).unwrap_or(NonZeroUsize::MIN);
         Self {
@@ -105,7 +110,13 @@ impl Pipeline {
             options,
             validation: default_rules_validation_plan(),
             cache: Mutex::new(LruCache::new(size)),
+            authenticator,
         }
+    }
+
+    /// Verifies credentials, when this router has an auth service.
+    pub fn authenticator(&self) -> Option<&Authenticator> {
+        self.authenticator.as_deref()
     }
 
     pub fn options(&self) -> &RouterOptions {
@@ -151,6 +162,11 @@ impl Pipeline {
                 code::BAD_REQUEST,
             )]));
         }
+        if let Some(field) = self.forbidden_to_anonymous(&prepared, caller) {
+            let message = format!("sign in to use `{field}`");
+            let error = GraphQLError::new(message, code::UNAUTHENTICATED);
+            return Outcome::RequestError(Response::request_error(vec![error]));
+        }
         if prepared.introspection && !self.options.introspection {
             let error = GraphQLError::new("introspection is disabled", code::GRAPHQL_VALIDATION_FAILED);
             return Outcome::RequestError(Response::request_error(vec![error]));
@@ -162,6 +178,22 @@ impl Pipeline {
                 Err(errors) => return Outcome::RequestError(Response::request_error(errors)),
             };
         Outcome::Executed(self.execute_prepared(&prepared, &variables, caller, request_id).await)
+    }
+
+    /// The first root field an anonymous caller may not use, when the caller is anonymous and
+    /// this router authenticates.
+    fn forbidden_to_anonymous<'p>(&self, prepared: &'p Prepared, caller: &Caller) -> Option<&'p str> {
+        let public = &self.authenticator.as_ref()?.public;
+        if caller.user_id.is_some() {
+            return None;
+        }
+        let allowed = match prepared.kind {
+            OperationType::Query => &public.queries,
+            OperationType::Mutation => &public.mutations,
+            OperationType::Subscription => return prepared.root_fields.first().map(String::as_str),
+        };
+        let free = |f: &str| matches!(f, "__typename" | "__schema" | "__type");
+        prepared.root_fields.iter().map(String::as_str).find(|f| !free(f) && !allowed.contains(*f))
     }
 
     async fn execute_prepared(
@@ -269,7 +301,9 @@ impl Pipeline {
             }
         };
         let introspection = operation.selection_set.items.iter().any(is_introspection_field);
-        Ok(Prepared { kind, variable_definitions, operation, introspection, plan })
+        let mut root_fields = Vec::new();
+        collect_root_fields(&operation.selection_set, &mut root_fields);
+        Ok(Prepared { kind, variable_definitions, operation, introspection, root_fields, plan })
     }
 }
 
@@ -337,6 +371,18 @@ fn without_introspection(operation: &OperationDefinition) -> OperationDefinition
     let mut downstream = operation.clone();
     downstream.selection_set.items.retain(|item| !is_introspection_field(item));
     downstream
+}
+
+/// Field names at the root, inline fragments flattened; a fragment spread (none survive
+/// normalisation) counts as a field nobody may use anonymously.
+fn collect_root_fields(selection: &SelectionSet, out: &mut Vec<String>) {
+    for item in &selection.items {
+        match item {
+            SelectionItem::Field(f) => out.push(f.name.clone()),
+            SelectionItem::InlineFragment(fragment) => collect_root_fields(&fragment.selections, out),
+            SelectionItem::FragmentSpread(name) => out.push(format!("...{name}")),
+        }
+    }
 }
 
 /// Whether anything is left for subgraphs once the router's own fields are taken out.

@@ -6,12 +6,13 @@ use serde_json::{Map, Value};
 /// Error codes the router itself produces (subgraph errors keep their own); the ones it shares
 /// with subgraphs come from the kit.
 pub mod code {
-    pub use pyairtable_kit::error::code::{BAD_USER_INPUT, INTERNAL_SERVER_ERROR};
+    pub use pyairtable_kit::error::code::{BAD_USER_INPUT, INTERNAL_SERVER_ERROR, UNAUTHENTICATED};
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
     pub const BAD_REQUEST: &str = "BAD_REQUEST";
     pub const OPERATION_NOT_FOUND: &str = "OPERATION_NOT_FOUND";
     pub const SUBGRAPH_REQUEST_FAILED: &str = "SUBGRAPH_REQUEST_FAILED";
+    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
 }
 
 /// A position in the client's document.

@@ -84,7 +84,8 @@ async fn router(products: Arc<Fake>, reviews: Arc<Fake>) -> (TestServer, GraphQL
     let transports: HashMap<String, Arc<dyn Transport>> =
         HashMap::from([("products".to_owned(), products as _), ("reviews".to_owned(), reviews as _)]);
     let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let app = pyairtable_router::app(supergraph, transports, RouterOptions::default(), ready).expect("app");
+    let app =
+        pyairtable_router::app(supergraph, transports, RouterOptions::default(), ready, None).expect("app");
     let server = spawn_app(app).await;
     let client = GraphQLClient::new(server.graphql_url());
     (server, client)
@@ -171,6 +172,7 @@ fn bad_supergraphs_are_refused_without_panicking() {
         HashMap::new(),
         RouterOptions::default(),
         Arc::new(|| Box::pin(async { Ok(()) })),
+        None,
     );
     let Err(err) = missing_transport else { panic!("subgraphs without a transport are refused") };
     let err = err.to_string();
