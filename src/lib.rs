@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use pyairtable_kit::authority::{HttpAuthority, TokenAudience};
 use pyairtable_kit::http::{ReadyCheck, serve};
 use pyairtable_kit::{Caller, Config, IdentityKey, Kit, Subgraph};
 use pyairtable_router::compose::{SubgraphSdl, compose};
 use pyairtable_router::transport::SubgraphRequest;
-use pyairtable_router::{Http, InProcess, RouterOptions, Supergraph, Transport};
+use pyairtable_router::{Authenticator, Http, InProcess, RouterOptions, Supergraph, Transport};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -30,6 +31,11 @@ pub struct SubgraphEntry {
 
 /// The subgraphs of the platform.
 pub const SUBGRAPHS: &[SubgraphEntry] = &[
+    SubgraphEntry {
+        name: pyairtable_auth::NAME,
+        build: pyairtable_auth::subgraph,
+        sdl: pyairtable_auth::sdl,
+    },
     SubgraphEntry {
         name: pyairtable_users::NAME,
         build: pyairtable_users::subgraph,
@@ -115,7 +121,12 @@ pub async fn build_serve(config: Config) -> anyhow::Result<Server> {
         .iter()
         .map(|s| (s.name.to_owned(), Arc::new(InProcess(s.service.clone())) as Arc<dyn Transport>))
         .collect();
-    let app = pyairtable_router::app(supergraph, transports, router_options(&kit.config), kit.ready_check())?;
+    let authenticator = subgraphs
+        .iter()
+        .find_map(|s| s.authority.clone())
+        .map(|authority| Arc::new(Authenticator::new(authority, TokenAudience::default())));
+    let options = router_options(&kit.config);
+    let app = pyairtable_router::app(supergraph, transports, options, kit.ready_check(), authenticator)?;
     tracing::info!(addr = %listener.local_addr()?, "supergraph serving in one process");
     Ok(Server { listener, app, kit: Some(kit) })
 }
@@ -172,11 +183,27 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
             .map_err(|e| anyhow::anyhow!("subgraph {}: {e}", info.name))?;
         transports.insert(info.name.clone(), Arc::new(http));
     }
+    let authenticator = auth_url(&config, &supergraph).map(|url| {
+        let authority = Arc::new(HttpAuthority::new(&url, key.clone(), timeout));
+        Arc::new(Authenticator::new(authority, TokenAudience::default()))
+    });
+    if authenticator.is_none() {
+        tracing::warn!("the supergraph has no auth subgraph: every caller is anonymous");
+    }
     let listener = bind(&config).await?;
     let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let app = pyairtable_router::app(supergraph, transports, router_options(&config), ready)?;
+    let app = pyairtable_router::app(supergraph, transports, router_options(&config), ready, authenticator)?;
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     Ok(Server { listener, app, kit: None })
+}
+
+/// Where the auth subgraph runs, when the supergraph has one (`--subgraph auth=URL` wins over the
+/// supergraph file's URL).
+fn auth_url(config: &Config, supergraph: &Supergraph) -> Option<String> {
+    let info = supergraph.subgraphs.iter().find(|s| s.name == pyairtable_auth::NAME)?;
+    let configured =
+        config.subgraphs.iter().find(|(n, _)| n == pyairtable_auth::NAME).map(|(_, u)| u.clone());
+    configured.or_else(|| info.url.clone())
 }
 
 /// Fetches each subgraph's SDL (`_service { sdl }`), waiting up to a minute for late starters,

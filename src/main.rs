@@ -23,7 +23,7 @@ enum Command {
     Serve,
     /// Run one subgraph as its own HTTP service.
     Subgraph {
-        /// users, tenants
+        /// auth, users, tenants
         name: String,
     },
     /// Run the router alone over HTTP subgraphs.
@@ -37,6 +37,8 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Rotate the keys that sign access tokens (tokens already issued stay valid).
+    RotateKeys,
     /// Write or check the SDL files under schema/.
     Schema {
         #[command(subcommand)]
@@ -92,6 +94,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let kit = Kit::start(config).await?;
             kit.shutdown().await;
             println!("migrations applied");
+            return Ok(());
+        }
+        Command::RotateKeys => {
+            let kit = Kit::start(config).await?;
+            let rotated = pyairtable_auth::rotate_keys(&kit).await;
+            kit.shutdown().await;
+            rotated?;
+            println!("signing keys rotated: the next key signs now; the old one stays published");
             return Ok(());
         }
         Command::Schema { .. } => unreachable!("handled above"),

@@ -5,12 +5,13 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{Process, get, organization_scenario};
+use common::{Process, get, identity_scenario, organization_scenario};
 use pyairtable_kit::testing::{TEST_INTERNAL_SECRET, redis_url, test_database};
 use serde_json::json;
 
-fn env(db_url: &str) -> HashMap<String, String> {
+fn env(db_url: &str, data_dir: &std::path::Path) -> HashMap<String, String> {
     HashMap::from([
+        ("PYAIRTABLE_DATA_DIR".into(), data_dir.display().to_string()),
         ("DATABASE_URL".into(), db_url.into()),
         ("REDIS_URL".into(), redis_url()),
         ("PYAIRTABLE_INTERNAL_SECRET".into(), TEST_INTERNAL_SECRET.into()),
@@ -22,16 +23,20 @@ fn env(db_url: &str) -> HashMap<String, String> {
 #[tokio::test]
 async fn router_and_subgraphs_as_separate_services() {
     let db = test_database().await;
-    let env = env(db.url());
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let env = env(db.url(), data_dir.path());
     let cwd = std::env::temp_dir();
+    let auth = Process::start(&["subgraph", "auth"], &env, &cwd).await;
     let users = Process::start(&["subgraph", "users"], &env, &cwd).await;
     let tenants = Process::start(&["subgraph", "tenants"], &env, &cwd).await;
+    let auth_url = format!("auth={}/graphql", auth.base_url);
     let users_url = format!("users={}/graphql", users.base_url);
     let tenants_url = format!("tenants={}/graphql", tenants.base_url);
-    let router =
-        Process::start(&["router", "--subgraph", &users_url, "--subgraph", &tenants_url], &env, &cwd).await;
+    let args = ["router", "--subgraph", &auth_url, "--subgraph", &users_url, "--subgraph", &tenants_url];
+    let router = Process::start(&args, &env, &cwd).await;
 
     organization_scenario(&router.graphql()).await;
+    identity_scenario(&router.graphql(), data_dir.path()).await;
 
     // Subgraphs answer only the router: a direct call without its signed identity is refused.
     let (status, body) = users
@@ -43,11 +48,11 @@ async fn router_and_subgraphs_as_separate_services() {
     let forged = users.graphql().with_header("x-pyairtable-identity", "v1.eyJzdWIiOiJ4In0.AAAA");
     assert_eq!(forged.send("{ me { id } }", json!({})).await.0, 401);
 
-    for process in [&users, &tenants, &router] {
+    for process in [&auth, &users, &tenants, &router] {
         assert_eq!(get(&format!("{}/healthz", process.base_url)).await.0, 200);
         assert_eq!(get(&format!("{}/readyz", process.base_url)).await.0, 200);
     }
-    for process in [router, tenants, users] {
+    for process in [router, tenants, users, auth] {
         assert!(process.terminate().await.success(), "clean exit on SIGTERM");
     }
 }
@@ -55,18 +60,31 @@ async fn router_and_subgraphs_as_separate_services() {
 #[tokio::test]
 async fn the_router_runs_the_checked_in_supergraph_file() {
     let db = test_database().await;
-    let env = env(db.url());
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let env = env(db.url(), data_dir.path());
     let cwd = std::env::temp_dir();
+    let auth = Process::start(&["subgraph", "auth"], &env, &cwd).await;
     let users = Process::start(&["subgraph", "users"], &env, &cwd).await;
     let tenants = Process::start(&["subgraph", "tenants"], &env, &cwd).await;
     let supergraph = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/supergraph.graphql");
     // The file names compose-style URLs; --subgraph points each at where it runs here.
+    let auth_url = format!("auth={}/graphql", auth.base_url);
     let users_url = format!("users={}/graphql", users.base_url);
     let tenants_url = format!("tenants={}/graphql", tenants.base_url);
-    let args = ["router", "--supergraph", supergraph, "--subgraph", &users_url, "--subgraph", &tenants_url];
+    let args = [
+        "router",
+        "--supergraph",
+        supergraph,
+        "--subgraph",
+        &auth_url,
+        "--subgraph",
+        &users_url,
+        "--subgraph",
+        &tenants_url,
+    ];
     let router = Process::start(&args, &env, &cwd).await;
     organization_scenario(&router.graphql()).await;
-    for process in [router, tenants, users] {
+    for process in [router, tenants, users, auth] {
         assert!(process.terminate().await.success());
     }
 }

@@ -2,31 +2,51 @@
 
 mod common;
 
-use common::{get, organization_scenario};
+use common::{bearer, get, identity_scenario, organization_scenario, sign_up};
 use pyairtable::RunningServer;
 use pyairtable_kit::Config;
 use pyairtable_kit::testing::{GraphQLClient, TestDatabase, test_database};
 use serde_json::json;
 
-async fn start() -> (RunningServer, TestDatabase, GraphQLClient) {
+struct Started {
+    server: RunningServer,
+    _db: TestDatabase,
+    client: GraphQLClient,
+    data_dir: tempfile::TempDir,
+}
+
+async fn start() -> Started {
     let db = test_database().await;
-    let vars = [("DATABASE_URL", db.url()), ("PYAIRTABLE_LISTEN", "127.0.0.1:0")];
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let dir = data_dir.path().to_str().expect("utf-8 path");
+    let vars =
+        [("DATABASE_URL", db.url()), ("PYAIRTABLE_LISTEN", "127.0.0.1:0"), ("PYAIRTABLE_DATA_DIR", dir)];
     let config = Config::from_vars(vars.map(|(k, v)| (k.to_owned(), v.to_owned()))).expect("config");
     let server = pyairtable::build_serve(config).await.expect("the supergraph starts").spawn();
     let client = GraphQLClient::new(format!("http://{}/graphql", server.addr));
-    (server, db, client)
+    Started { server, _db: db, client, data_dir }
 }
 
 #[tokio::test]
 async fn cross_subgraph_queries_join_through_the_router() {
-    let (server, _db, client) = start().await;
-    organization_scenario(&client).await;
-    server.stop().await.expect("clean stop");
+    let s = start().await;
+    organization_scenario(&s.client).await;
+    s.server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn sign_up_verify_log_in_refresh_log_out() {
+    let s = start().await;
+    identity_scenario(&s.client, s.data_dir.path()).await;
+    s.server.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
 async fn bad_requests_get_clear_errors_and_the_server_stays_up() {
-    let (server, _db, client) = start().await;
+    let s = start().await;
+    let (server, anonymous) = (s.server, s.client);
+    let (_, token, _) = sign_up(&anonymous, "eve@example.com", "Eve").await;
+    let client = bearer(&anonymous, &token);
     let cases = [
         ("{ user(id: ", json!({}), "GRAPHQL_PARSE_FAILED"),
         ("{ nope }", json!({}), "GRAPHQL_VALIDATION_FAILED"),
@@ -35,7 +55,6 @@ async fn bad_requests_get_clear_errors_and_the_server_stays_up() {
         ("query($id: ID!) { user(id: $id) { id } }", json!({ "id": { "a": 1 } }), "BAD_USER_INPUT"),
         ("query($n: OrganizationRole!) { __typename }", json!({ "n": "KING" }), "GRAPHQL_VALIDATION_FAILED"),
         ("{ user(id: \"not-a-uuid\") { id } }", json!({}), "BAD_USER_INPUT"),
-        ("{ me { id } }", json!({}), "UNAUTHENTICATED"),
     ];
     for (query, variables, code) in cases {
         let (_, body) = client.send(query, variables.clone()).await;
@@ -45,6 +64,7 @@ async fn bad_requests_get_clear_errors_and_the_server_stays_up() {
     }
     let (status, body) = client.send("query A { __typename } query B { __typename }", json!({})).await;
     assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (400, &json!("OPERATION_NOT_FOUND")));
+    assert_eq!(anonymous.error_code("{ me { id } }", json!({})).await, "UNAUTHENTICATED");
     // Still serving.
     assert_eq!(client.data("{ __typename }", json!({})).await, json!({ "__typename": "Query" }));
     server.stop().await.expect("clean stop");
@@ -52,7 +72,8 @@ async fn bad_requests_get_clear_errors_and_the_server_stays_up() {
 
 #[tokio::test]
 async fn http_semantics_follow_graphql_over_http() {
-    let (server, _db, _client) = start().await;
+    let s = start().await;
+    let server = s.server;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
 
@@ -105,7 +126,8 @@ async fn http_semantics_follow_graphql_over_http() {
 
 #[tokio::test]
 async fn introspection_describes_the_supergraph() {
-    let (server, _db, client) = start().await;
+    let s = start().await;
+    let (server, client) = (s.server, s.client);
     let query = "{
         __schema { queryType { name } mutationType { name } subscriptionType { name } directives { name } }
         user: __type(name: \"User\") { kind fields { name type { kind ofType { name } } } }

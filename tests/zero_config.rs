@@ -49,10 +49,14 @@ async fn serve_with_no_configuration_runs_and_stops_its_own_postgresql() {
     }
     assert!(postmaster_pid(&cluster).is_none(), "a clean shutdown removes postmaster.pid");
 
-    // A second start finds the data of the first.
+    // A second start finds the data of the first (and the same signing keys).
     let server = Process::start(&["serve"], &env, work.path()).await;
-    let data = server
-        .graphql()
+    let router = server.graphql();
+    let log_in = "mutation { logIn(input: { email: \"ada@example.com\", password: \"correct horse battery staple\" }) {
+        tokens { accessToken } } }";
+    let token = router.data(log_in, json!({})).await["logIn"]["tokens"]["accessToken"].clone();
+    let ada = common::bearer(&router, token.as_str().expect("token"));
+    let data = ada
         .data(
             "{ organizationBySlug(slug: \"acme-corp\") { name members { user { displayName } } } }",
             json!({}),

@@ -97,27 +97,40 @@ pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, S
     (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
-/// The walking skeleton's scenario: two users, an organization with both as members, and the
-/// cross-subgraph query `organization { members { user { displayName } } }` through the router.
-pub async fn organization_scenario(router: &GraphQLClient) {
-    let create_user = "mutation($email: String!, $name: String!) {
-        createUser(input: { email: $email, displayName: $name }) { id }
-    }";
-    let ada = router.data(create_user, json!({ "email": "ada@example.com", "name": "Ada" })).await;
-    let bob = router.data(create_user, json!({ "email": "bob@example.com", "name": "Bob" })).await;
-    let (ada, bob) = (ada["createUser"]["id"].clone(), bob["createUser"]["id"].clone());
+/// Signs up through the router; returns (user id, access token, refresh token).
+pub async fn sign_up(router: &GraphQLClient, email: &str, name: &str) -> (Value, String, String) {
+    let sign_up = "mutation($email: String!, $name: String!) {
+        signUp(input: { email: $email, password: \"correct horse battery staple\", displayName: $name }) {
+            user { id } tokens { accessToken refreshToken } } }";
+    let data = router.data(sign_up, json!({ "email": email, "name": name })).await["signUp"].clone();
+    let token = |k: &str| data["tokens"][k].as_str().expect("token").to_owned();
+    (data["user"]["id"].clone(), token("accessToken"), token("refreshToken"))
+}
 
-    let create_org = "mutation($owner: ID!) { createOrganization(input: { name: \"Acme Corp\", ownerId: $owner }) { id slug } }";
-    let org = router.data(create_org, json!({ "owner": ada })).await["createOrganization"].clone();
+/// The same client, calling with a bearer token.
+pub fn bearer(router: &GraphQLClient, token: &str) -> GraphQLClient {
+    router.clone().with_header("authorization", &format!("Bearer {token}"))
+}
+
+/// The walking skeleton's scenario: two users sign up, one creates an organization and adds the
+/// other, and the cross-subgraph query `organization { members { user { displayName } } }` runs
+/// through the router.
+pub async fn organization_scenario(router: &GraphQLClient) {
+    let (_, ada_token, _) = sign_up(router, "ada@example.com", "Ada").await;
+    let (bob, bob_token, _) = sign_up(router, "bob@example.com", "Bob").await;
+    let ada = bearer(router, &ada_token);
+
+    let create_org = "mutation { createOrganization(input: { name: \"Acme Corp\" }) { id slug } }";
+    let org = ada.data(create_org, json!({})).await["createOrganization"].clone();
     assert_eq!(org["slug"], "acme-corp");
     let add = "mutation($org: ID!, $user: ID!) {
         addOrganizationMember(input: { organizationId: $org, userId: $user, role: MEMBER }) { role user { displayName } }
     }";
-    let added = router.data(add, json!({ "org": org["id"], "user": bob })).await;
+    let added = ada.data(add, json!({ "org": org["id"], "user": bob })).await;
     assert_eq!(added["addOrganizationMember"], json!({ "role": "MEMBER", "user": { "displayName": "Bob" } }));
 
     let query = "query($id: ID!) { organization(id: $id) { name members { role user { displayName } } } }";
-    let data = router.data(query, json!({ "id": org["id"] })).await;
+    let data = ada.data(query, json!({ "id": org["id"] })).await;
     assert_eq!(
         data,
         json!({ "organization": { "name": "Acme Corp", "members": [
@@ -126,15 +139,58 @@ pub async fn organization_scenario(router: &GraphQLClient) {
         ] } })
     );
 
-    // And the other way round: users → tenants → users.
-    let query = "query($id: ID!) { user(id: $id) { displayName organizations { slug members { user { displayName } } } } }";
-    let data = router.data(query, json!({ "id": bob })).await;
+    // And the other way round: users → tenants → users, as Bob.
+    let query = "{ me { displayName organizations { slug members { user { displayName } } } } }";
+    let data = bearer(router, &bob_token).data(query, json!({})).await;
     assert_eq!(
-        data["user"],
+        data["me"],
         json!({ "displayName": "Bob", "organizations": [{ "slug": "acme-corp", "members": [
             { "user": { "displayName": "Ada" } }, { "user": { "displayName": "Bob" } },
         ] }] })
     );
+    // Without a token, nothing but the public mutations.
+    let (_, body) = router.send(query, json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{body}");
+}
+
+/// The identity scenario of the auth issue, through the router: sign up → verify the email (read
+/// from the outbox in `data_dir`) → log in → `me` → refresh → log out → the old token is refused.
+pub async fn identity_scenario(router: &GraphQLClient, data_dir: &std::path::Path) {
+    let (_, _, _) = sign_up(router, "grace@example.com", "Grace").await;
+    let mails = pyairtable_kit::testing::outbox(&data_dir.join("outbox"));
+    let mail = mails.iter().find(|m| m.to.contains("grace@example.com")).expect("a verification email");
+    let at = mail.text.find("token=").expect("a link") + "token=".len();
+    let link = mail.text[at..].split_whitespace().next().expect("token");
+    let verified =
+        router.data("mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": link })).await;
+    assert_eq!(verified["verifyEmail"], true);
+
+    let log_in = "mutation { logIn(input: { email: \"grace@example.com\", password: \"correct horse battery staple\" }) {
+        tokens { accessToken refreshToken } } }";
+    let tokens = router.data(log_in, json!({})).await["logIn"]["tokens"].clone();
+    let access = tokens["accessToken"].as_str().expect("access").to_owned();
+    let me = bearer(router, &access);
+    let data = me.data("{ me { displayName emailVerified } }", json!({})).await;
+    assert_eq!(data["me"], json!({ "displayName": "Grace", "emailVerified": true }));
+
+    let refresh = "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken refreshToken } }";
+    let refreshed =
+        router.data(refresh, json!({ "t": tokens["refreshToken"] })).await["refreshSession"].clone();
+    let access = refreshed["accessToken"].as_str().expect("access").to_owned();
+    let me = bearer(router, &access);
+    assert_eq!(me.data("{ me { displayName } }", json!({})).await["me"]["displayName"], "Grace");
+
+    assert_eq!(me.data("mutation { logOut }", json!({})).await["logOut"], true);
+    let (status, body) = me.send("{ me { displayName } }", json!({})).await;
+    assert_eq!(
+        (status, &body["errors"][0]["extensions"]["code"]),
+        (401, &json!("UNAUTHENTICATED")),
+        "{body}"
+    );
+    let (_, body) = router.send(refresh, json!({ "t": refreshed["refreshToken"] })).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{body}");
+    let (status, _) = bearer(router, "not.a.jwt").send("{ __typename }", json!({})).await;
+    assert_eq!(status, 401);
 }
 
 /// The answer to `GET path`.
