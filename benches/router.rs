@@ -76,15 +76,16 @@ async fn main() {
         [("DATABASE_URL", db.url()), ("PYAIRTABLE_LISTEN", "127.0.0.1:0"), ("PYAIRTABLE_LOG", "error")];
     let config = Config::from_vars(vars.map(|(k, v)| (k.to_owned(), v.to_owned()))).expect("config");
     let server = pyairtable::build_serve(config).await.expect("supergraph").spawn();
-    let router = GraphQLClient::new(format!("http://{}/graphql", server.addr));
-    let org_id = seed(&router).await;
+    let anonymous = GraphQLClient::new(format!("http://{}/graphql", server.addr));
+    let (router, org_id) = seed(&anonymous).await;
     let variables = json!({ "id": org_id });
 
     // The tenants subgraph alone, over HTTP, on the same PostgreSQL server with the same data: the
     // baseline without a router.
     let direct = SubgraphHarness::start(pyairtable_tenants::subgraph).await;
-    let direct_client = direct.client(&Caller::anonymous());
-    let member_ids = (0..MEMBERS).map(|_| json!(uuid::Uuid::now_v7())).collect();
+    let owner = uuid::Uuid::now_v7();
+    let direct_client = direct.client(&Caller::user(owner));
+    let member_ids = (1..MEMBERS).map(|_| json!(uuid::Uuid::now_v7())).collect();
     let direct_org = organization(&direct_client, member_ids).await;
 
     let rss_before = rss_mib();
@@ -105,32 +106,37 @@ async fn main() {
     server.stop().await.expect("stop");
 }
 
-/// Users and an organization with all of them as members, through the router; returns its id.
-async fn seed(router: &GraphQLClient) -> Value {
+/// Users signed up through the router and an organization of the first with the others as
+/// members; returns the first user's client (bearer token) and the organization's id.
+async fn seed(anonymous: &GraphQLClient) -> (GraphQLClient, Value) {
+    let sign_up = "mutation($e: String!, $n: String!) {
+        signUp(input: { email: $e, password: \"bench password 123\", displayName: $n }) { user { id } tokens { accessToken } } }";
     let mut ids = Vec::new();
+    let mut owner = None;
     for i in 0..MEMBERS {
         let email = format!("member{i}-{}@example.com", uuid::Uuid::now_v7().simple());
-        let created = router
-            .data(
-                "mutation($e: String!, $n: String!) { createUser(input: { email: $e, displayName: $n }) { id } }",
-                json!({ "e": email, "n": format!("Member {i}") }),
-            )
-            .await;
-        ids.push(created["createUser"]["id"].clone());
+        let data = anonymous.data(sign_up, json!({ "e": email, "n": format!("Member {i}") })).await;
+        let token = data["signUp"]["tokens"]["accessToken"].as_str().unwrap_or_default().to_owned();
+        owner.get_or_insert_with(|| {
+            anonymous.clone().with_header("authorization", &format!("Bearer {token}"))
+        });
+        ids.push(data["signUp"]["user"]["id"].clone());
     }
-    organization(router, ids).await
+    let owner = owner.unwrap_or_else(|| anonymous.clone());
+    let org = organization(&owner, ids[1..].to_vec()).await;
+    (owner, org)
 }
 
-/// An organization owned by the first user with the others as members; returns its id.
-async fn organization(client: &GraphQLClient, ids: Vec<Value>) -> Value {
+/// An organization of the client's caller with `members` added; returns its id.
+async fn organization(client: &GraphQLClient, members: Vec<Value>) -> Value {
     let org = client
         .data(
-            "mutation($o: ID!, $s: String!) { createOrganization(input: { name: \"Bench\", slug: $s, ownerId: $o }) { id } }",
-            json!({ "o": ids[0], "s": format!("bench-{}", uuid::Uuid::now_v7().simple()) }),
+            "mutation($s: String!) { createOrganization(input: { name: \"Bench\", slug: $s }) { id } }",
+            json!({ "s": format!("bench-{}", uuid::Uuid::now_v7().simple()) }),
         )
         .await["createOrganization"]["id"]
         .clone();
-    for id in &ids[1..] {
+    for id in &members {
         client
             .data(
                 "mutation($o: ID!, $u: ID!) { addOrganizationMember(input: { organizationId: $o, userId: $u, role: MEMBER }) { role } }",

@@ -14,7 +14,7 @@ use pyairtable_kit::authority::{AccessClaims, Authority, TokenAudience};
 use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 
-/// An unknown `kid` refetches the JWKS at most this often (random kids cannot flood the auth service).
+/// Unknown `kid`s refetch the JWKS at most this often (random kids cannot flood the auth service).
 const JWKS_REFETCH: Duration = Duration::from_secs(10);
 /// The JWKS is refreshed in the background of requests after this long anyway.
 const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
@@ -56,6 +56,8 @@ struct Jwks {
     keys: HashMap<String, DecodingKey>,
     document: serde_json::Value,
     fetched: Option<Instant>,
+    /// When an unknown `kid` last caused a refetch.
+    missed: Option<Instant>,
 }
 
 /// Verifies credentials; shared by every request of a router.
@@ -83,6 +85,7 @@ impl Authenticator {
                 keys: HashMap::new(),
                 document: serde_json::json!({ "keys": [] }),
                 fetched: None,
+                missed: None,
             }),
             refetch: tokio::sync::Mutex::new(()),
             api_keys: Mutex::new(LruCache::new(size)),
@@ -150,9 +153,18 @@ impl Authenticator {
             }
         }
         let _one_at_a_time = self.refetch.lock().await;
-        let due = self.jwks.read().await.fetched.is_none_or(|at| at.elapsed() >= JWKS_REFETCH);
-        if due {
+        let (stale, miss) = {
+            let jwks = self.jwks.read().await;
+            let stale = jwks.fetched.is_none_or(|at| at.elapsed() >= JWKS_MAX_AGE);
+            let miss =
+                !jwks.keys.contains_key(kid) && jwks.missed.is_none_or(|at| at.elapsed() >= JWKS_REFETCH);
+            (stale, miss)
+        };
+        if stale || miss {
             self.fetch_jwks().await?;
+            if miss && !stale {
+                self.jwks.write().await.missed = Some(Instant::now());
+            }
         }
         self.jwks
             .read()
@@ -166,7 +178,8 @@ impl Authenticator {
     async fn fetch_jwks(&self) -> Result<(), AuthError> {
         let document = self.authority.jwks().await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
         let keys = parse_jwks(&document);
-        *self.jwks.write().await = Jwks { keys, document, fetched: Some(Instant::now()) };
+        let mut jwks = self.jwks.write().await;
+        (jwks.keys, jwks.document, jwks.fetched) = (keys, document, Some(Instant::now()));
         Ok(())
     }
 

@@ -133,6 +133,9 @@ async fn run(
         Outcome::RequestError(response) => {
             respond(media, if legacy { StatusCode::OK } else { StatusCode::BAD_REQUEST }, &response)
         }
+        Outcome::Unauthenticated(response) => {
+            respond(media, if legacy { StatusCode::OK } else { StatusCode::UNAUTHORIZED }, &response)
+        }
         Outcome::MethodNotAllowed(response) => {
             let mut http = respond(media, StatusCode::METHOD_NOT_ALLOWED, &response);
             http.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));

@@ -71,6 +71,8 @@ pub enum Outcome {
     RequestError(Response),
     /// A mutation or subscription over GET.
     MethodNotAllowed(Response),
+    /// An anonymous caller asked for more than the public operations.
+    Unauthenticated(Response),
 }
 
 /// An operation, parsed, validated and planned once, then reused.
@@ -138,6 +140,7 @@ impl Pipeline {
             Outcome::Executed(_) => ("executed", "field_errors"),
             Outcome::RequestError(_) => ("refused", "request_error"),
             Outcome::MethodNotAllowed(_) => ("refused", "method_not_allowed"),
+            Outcome::Unauthenticated(_) => ("refused", "unauthenticated"),
         };
         let labels = [("stage", kind), ("outcome", result)];
         metrics::counter!("router_operations_total", &labels).increment(1);
@@ -165,7 +168,7 @@ impl Pipeline {
         if let Some(field) = self.forbidden_to_anonymous(&prepared, caller) {
             let message = format!("sign in to use `{field}`");
             let error = GraphQLError::new(message, code::UNAUTHENTICATED);
-            return Outcome::RequestError(Response::request_error(vec![error]));
+            return Outcome::Unauthenticated(Response::request_error(vec![error]));
         }
         if prepared.introspection && !self.options.introspection {
             let error = GraphQLError::new("introspection is disabled", code::GRAPHQL_VALIDATION_FAILED);

@@ -12,8 +12,8 @@ use pyairtable_kit::{Caller, IdentityKey};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::api_keys;
 use crate::service::Auth;
-use crate::{api_keys, store};
 
 /// [`Authority`] straight to the database (one process).
 #[derive(Clone)]
@@ -35,7 +35,7 @@ impl Authority for LocalAuthority {
     }
 
     async fn session_live(&self, session_id: Uuid) -> Result<bool, AuthorityError> {
-        store::session_live(&self.0.db, session_id).await.map_err(failed)
+        self.0.sessions.is_live(&self.0.db, session_id).await.map_err(failed)
     }
 }
 

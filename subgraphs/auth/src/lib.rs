@@ -10,6 +10,7 @@ mod passwords;
 mod schema;
 mod secrets;
 mod service;
+mod sessions;
 mod store;
 
 use std::sync::Arc;

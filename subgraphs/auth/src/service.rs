@@ -16,6 +16,7 @@ use crate::keys::SigningKeys;
 use crate::limits::{self, Attempt};
 use crate::passwords::{self, Verified};
 use crate::secrets::{self, new_secret};
+use crate::sessions::SessionCache;
 use crate::{mfa, store};
 
 /// Access tokens live ten minutes; sessions (and so refresh tokens) thirty days.
@@ -57,6 +58,7 @@ pub enum SignIn {
 pub struct Auth {
     pub(crate) db: PgPool,
     pub(crate) keys: SigningKeys,
+    pub(crate) sessions: SessionCache,
     mailer: Arc<dyn Mailer>,
     public_url: String,
     audience: TokenAudience,
@@ -64,7 +66,9 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(db: PgPool, keys: SigningKeys, mailer: Arc<dyn Mailer>, public_url: String) -> Self {
-        Self { db, keys, mailer, public_url, audience: TokenAudience::default() }
+        let sessions = SessionCache::default();
+        sessions.listen(db.clone());
+        Self { db, keys, sessions, mailer, public_url, audience: TokenAudience::default() }
     }
 
     #[tracing::instrument(skip_all)]
@@ -160,6 +164,7 @@ impl Auth {
             )
             .await?;
             tx.commit().await?;
+            self.sessions.forget_user(state.user_id);
             tracing::warn!(session = %state.session_id, "refresh token reused: session revoked");
             return Err(refused());
         }
@@ -179,17 +184,24 @@ impl Auth {
     pub async fn sign_out(&self, caller: &Caller) -> Result<bool> {
         let user = caller.require_user()?;
         let Some(session) = caller.session_id else { return Ok(false) };
-        Ok(store::revoke_sessions(&self.db, user, Some(session), None, "signed out").await? > 0)
+        let revoked = store::revoke_sessions(&self.db, user, Some(session), None, "signed out").await?;
+        self.sessions.forget_user(user);
+        Ok(revoked > 0)
     }
 
     pub async fn revoke_session(&self, caller: &Caller, session: Uuid) -> Result<bool> {
         let user = caller.require_user()?;
-        Ok(store::revoke_sessions(&self.db, user, Some(session), None, "revoked by user").await? > 0)
+        let revoked = store::revoke_sessions(&self.db, user, Some(session), None, "revoked by user").await?;
+        self.sessions.forget_user(user);
+        Ok(revoked > 0)
     }
 
     pub async fn revoke_other_sessions(&self, caller: &Caller) -> Result<u64> {
         let user = caller.require_user()?;
-        store::revoke_sessions(&self.db, user, None, caller.session_id, "revoked by user").await
+        let revoked =
+            store::revoke_sessions(&self.db, user, None, caller.session_id, "revoked by user").await?;
+        self.sessions.forget_user(user);
+        Ok(revoked)
     }
 
     pub async fn sessions(&self, caller: &Caller) -> Result<Vec<store::Session>> {
@@ -243,6 +255,7 @@ impl Auth {
         store::set_password_hash(&mut *tx, user, &hash).await?;
         store::revoke_sessions(&mut *tx, user, None, None, "password reset").await?;
         tx.commit().await?;
+        self.sessions.forget_user(user);
         Ok(())
     }
 
@@ -259,6 +272,7 @@ impl Auth {
         store::set_password_hash(&mut *tx, user, &hash).await?;
         store::revoke_sessions(&mut *tx, user, None, caller.session_id, "password changed").await?;
         tx.commit().await?;
+        self.sessions.forget_user(user);
         Ok(())
     }
 

@@ -141,7 +141,8 @@ pub async fn mark_refresh_used(db: &mut PgConnection, hash: &[u8], replaced_by: 
     Ok(())
 }
 
-/// Revokes sessions of `user_id`: one (`only`), or all but one (`except`), or all.
+/// Revokes sessions of `user_id`: one (`only`), or all but one (`except`), or all. The
+/// revocation is announced to every auth process when the transaction commits.
 pub async fn revoke_sessions(
     db: impl sqlx::PgExecutor<'_>,
     user_id: Uuid,
@@ -149,18 +150,23 @@ pub async fn revoke_sessions(
     except: Option<Uuid>,
     reason: &str,
 ) -> Result<u64> {
-    let done = sqlx::query(
-        "update auth.sessions set revoked_at = now(), revoked_reason = $4
-         where user_id = $1 and revoked_at is null
-           and ($2::uuid is null or id = $2) and ($3::uuid is null or id <> $3)",
+    let revoked: i64 = sqlx::query_scalar(
+        "with revoked as (
+            update auth.sessions set revoked_at = now(), revoked_reason = $4
+            where user_id = $1 and revoked_at is null
+              and ($2::uuid is null or id = $2) and ($3::uuid is null or id <> $3)
+            returning id
+         )
+         select count(*) from revoked, lateral (select pg_notify($5, $1::text)) as announced",
     )
     .bind(user_id)
     .bind(only)
     .bind(except)
     .bind(reason)
-    .execute(db)
+    .bind(crate::sessions::CHANNEL)
+    .fetch_one(db)
     .await?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(revoked).unwrap_or(0))
 }
 
 pub async fn live_sessions(db: &PgPool, user_id: Uuid) -> Result<Vec<Session>> {
@@ -170,15 +176,6 @@ pub async fn live_sessions(db: &PgPool, user_id: Uuid) -> Result<Vec<Session>> {
     )
     .bind(user_id)
     .fetch_all(db)
-    .await?)
-}
-
-pub async fn session_live(db: &PgPool, id: Uuid) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "select exists(select 1 from auth.sessions where id = $1 and revoked_at is null and expires_at > now())",
-    )
-    .bind(id)
-    .fetch_one(db)
     .await?)
 }
 

@@ -474,3 +474,18 @@ async fn keys_rotate_without_invalidating_issued_tokens() {
     assert_ne!(kid, before);
     assert!(kids.contains(&kid.as_str()));
 }
+
+#[tokio::test]
+async fn a_revocation_reaches_every_auth_process_at_once() {
+    let h = harness().await;
+    let account = sign_up(&h, "replicas@example.com").await;
+    // A second auth process on the same database (another replica), with its own cache.
+    let other = pyairtable_auth::subgraph(&h.kit).authority.expect("the auth subgraph is an authority");
+    assert!(other.session_live(account.session).await.expect("answer"), "live, and now cached there");
+    signed_in(&h, &account).data("mutation { logOut }", json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while other.session_live(account.session).await.expect("answer") {
+        assert!(Instant::now() < deadline, "the other process still trusts a revoked session");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
