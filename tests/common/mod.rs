@@ -180,6 +180,16 @@ pub async fn identity_scenario(router: &GraphQLClient, data_dir: &std::path::Pat
     let me = bearer(router, &access);
     assert_eq!(me.data("{ me { displayName } }", json!({})).await["me"]["displayName"], "Grace");
 
+    // A personal access token works as a bearer token too (revoked, it stops within the 30 s the
+    // router caches key answers).
+    let create =
+        "mutation { createApiKey(input: { name: \"script\", scopes: [\"read\"] }) { secret apiKey { id } } }";
+    let key = me.data(create, json!({})).await["createApiKey"].clone();
+    let pat = bearer(router, key["secret"].as_str().expect("secret"));
+    assert_eq!(pat.data("{ me { displayName } }", json!({})).await["me"]["displayName"], "Grace");
+    let revoke = "mutation($id: ID!) { revokeApiKey(id: $id) }";
+    assert_eq!(me.data(revoke, json!({ "id": key["apiKey"]["id"] })).await["revokeApiKey"], true);
+
     assert_eq!(me.data("mutation { logOut }", json!({})).await["logOut"], true);
     let (status, body) = me.send("{ me { displayName } }", json!({})).await;
     assert_eq!(

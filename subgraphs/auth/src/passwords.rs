@@ -26,6 +26,19 @@ static DECOY: LazyLock<String> = LazyLock::new(|| {
     hash_now(&format!("{random:?}")).unwrap_or_default()
 });
 
+/// Hashes at once at most: each takes 19 MiB and tens of milliseconds of a core, so a burst of
+/// sign-ins (or an attack) queues here instead of exhausting memory and CPU.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    tokio::sync::Semaphore::new(cores * 2)
+});
+
+/// Runs `work` on the blocking pool once a hashing slot is free.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _slot = HASHING.acquire().await.map_err(Error::internal)?;
+    tokio::task::spawn_blocking(work).await.map_err(Error::internal)
+}
+
 fn argon2() -> Argon2<'static> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -64,7 +77,7 @@ fn new_salt() -> Result<SaltString> {
 
 /// Hashes on the blocking pool (about 20 ms of CPU).
 pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash_now(&password)).await.map_err(Error::internal)?
+    hashing(move || hash_now(&password)).await?
 }
 
 /// What a verification found.
@@ -79,7 +92,7 @@ pub enum Verified {
 /// Verifies `password` against `stored`, or against a decoy when there is no stored hash (the
 /// answer is then always `No`, in about the same time).
 pub async fn verify(password: String, stored: Option<String>) -> Result<Verified> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| DECOY.clone());
         let Ok(parsed) = PasswordHash::new(&stored) else { return Verified::No };
@@ -91,7 +104,6 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<Verified
         }
     })
     .await
-    .map_err(Error::internal)
 }
 
 fn weaker_than_today(hash: &PasswordHash<'_>) -> bool {

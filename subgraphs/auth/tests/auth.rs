@@ -489,3 +489,50 @@ async fn a_revocation_reaches_every_auth_process_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn one_address_cannot_spray_guesses_across_accounts() {
+    let h = harness().await;
+    let sprayer = h.client(&Caller { ip: Some("198.51.100.250".into()), ..Caller::anonymous() });
+    let mut codes = Vec::new();
+    for i in 0..32 {
+        let (_, body) = sprayer
+            .send(LOG_IN, json!({ "email": format!("victim{i}@example.com"), "password": "Summer2024!" }))
+            .await;
+        codes.push(body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(codes[..30].iter().all(|c| c == "UNAUTHENTICATED"), "{codes:?}");
+    assert!(
+        codes[30..].iter().all(|c| c == "RATE_LIMITED"),
+        "the 31st guess from one address waits: {codes:?}"
+    );
+    // Another address is not affected.
+    let (_, body) =
+        anonymous(&h).send(LOG_IN, json!({ "email": "victim0@example.com", "password": "x" })).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_hash_with_weaker_parameters_is_upgraded_at_sign_in() {
+    let h = harness().await;
+    let account = sign_up(&h, "legacy@example.com").await;
+    // A hash from before the parameters rose: argon2id with m = 4 MiB, t = 1, same password.
+    let params = argon2::Params::new(4096, 1, 1, None).expect("params");
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = argon2::password_hash::SaltString::encode_b64(b"saltsaltsaltsalt").expect("salt");
+    let weak =
+        argon2::PasswordHasher::hash_password(&hasher, PASSWORD.as_bytes(), &salt).expect("hash").to_string();
+    sqlx::query("update auth.credentials set password_hash = $2 where user_id = $1")
+        .bind(account.id)
+        .bind(&weak)
+        .execute(&h.kit.db)
+        .await
+        .expect("downgrade");
+    anonymous(&h).data(LOG_IN, json!({ "email": "legacy@example.com", "password": PASSWORD })).await;
+    let stored: String = sqlx::query_scalar("select password_hash from auth.credentials where user_id = $1")
+        .bind(account.id)
+        .fetch_one(&h.kit.db)
+        .await
+        .expect("hash");
+    assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "upgraded: {stored}");
+}
