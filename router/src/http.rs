@@ -126,6 +126,10 @@ async fn run(
         Err(refused) => return refused,
     };
     caller.ip = client_ip(peer, headers);
+    caller.user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect());
     let outcome = pipeline.execute(request, &caller, &request_id.0, get).await;
     let legacy = media == JSON;
     match outcome {

@@ -179,6 +179,17 @@ async fn a_valid_token_reaches_the_subgraph_as_its_caller() {
         (Some(claims.sub), Some(claims.sid), vec!["*".into()])
     );
     assert!(seen.ip.as_deref().is_some_and(|ip| ip == "127.0.0.1"), "{:?}", seen.ip);
+    // Behind a proxy on a private network, the proxy's last X-Forwarded-For hop is the client.
+    let proxied = s
+        .client
+        .clone()
+        .with_header("authorization", &format!("Bearer {}", s.token(&claims)))
+        .with_header("x-forwarded-for", "10.9.9.9, 203.0.113.50")
+        .with_header("user-agent", "integration-test/1.0");
+    proxied.data("{ whoami }", json!({})).await;
+    let seen = s.accounts.callers.lock().expect("lock")[1].clone();
+    assert_eq!(seen.ip.as_deref(), Some("203.0.113.50"));
+    assert_eq!(seen.user_agent.as_deref(), Some("integration-test/1.0"));
 }
 
 #[tokio::test]

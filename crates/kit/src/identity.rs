@@ -37,6 +37,9 @@ pub struct Caller {
     /// The client's IP address as the router saw it (for per-IP limits and session records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// The client's `User-Agent` (at most 200 characters), for session records.
+    #[serde(rename = "ua", default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 impl Caller {

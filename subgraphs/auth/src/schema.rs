@@ -262,6 +262,11 @@ impl Mutation {
         Ok(auth(ctx)?.revoke_other_sessions(caller(ctx)?).await? as i64)
     }
 
+    /// Emails the caller a new confirmation link; false when the address is already confirmed.
+    async fn resend_verification_email(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(auth(ctx)?.resend_verification(caller(ctx)?).await?)
+    }
+
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
         auth(ctx)?.verify_email(&token).await?;
         Ok(true)

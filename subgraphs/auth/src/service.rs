@@ -91,11 +91,7 @@ impl Auth {
         let link = self.link_token(&mut tx, user_id, "verify_email", VERIFY_TTL).await?;
         let tokens = self.open_session(&mut tx, user_id, caller).await?;
         tx.commit().await?;
-        self.send(&email, "Confirm your email address", &format!(
-            "Welcome to PyAirtable.\n\nConfirm your email address: {}/verify-email?token={link}\n\nThe link works once, for 48 hours.",
-            self.public_url
-        ))
-        .await;
+        self.send_verification(&email, &link).await;
         Ok(tokens)
     }
 
@@ -218,6 +214,30 @@ impl Auth {
         Ok(())
     }
 
+    /// Sends a new confirmation link to the caller (earlier links keep working until they expire).
+    pub async fn resend_verification(&self, caller: &Caller) -> Result<bool> {
+        let user = caller.require_user()?;
+        let Some(credentials) = store::credentials_by_ids(&self.db, &[user]).await?.pop() else {
+            return Err(Error::NotFound("no account for this user".into()));
+        };
+        if credentials.email_verified_at.is_some() {
+            return Ok(false);
+        }
+        let mut tx = self.db.begin().await?;
+        let link = self.link_token(&mut tx, user, "verify_email", VERIFY_TTL).await?;
+        tx.commit().await?;
+        self.send_verification(&credentials.email, &link).await;
+        Ok(true)
+    }
+
+    async fn send_verification(&self, email: &str, link: &str) {
+        let body = format!(
+            "Welcome to PyAirtable.\n\nConfirm your email address: {}/verify-email?token={link}\n\nThe link works once, for 48 hours.",
+            self.public_url
+        );
+        self.send(email, "Confirm your email address", &body).await;
+    }
+
     /// Always succeeds, whether or not the email has an account (no enumeration); the email is
     /// sent in the background so that the answer takes the same time either way.
     pub async fn request_password_reset(&self, email: &str) -> Result<()> {
@@ -283,7 +303,7 @@ impl Auth {
         caller: &Caller,
     ) -> Result<Tokens> {
         let session = Uuid::now_v7();
-        store::insert_session(tx, session, user_id, caller.ip.as_deref(), Utc::now() + SESSION_TTL).await?;
+        store::insert_session(tx, session, user_id, caller, Utc::now() + SESSION_TTL).await?;
         let (refresh_token, hash) = new_secret("rt_");
         store::insert_refresh(tx, &hash, session).await?;
         let access_token = self.access_token(user_id, session).await?;

@@ -80,16 +80,19 @@ pub async fn insert_session(
     db: &mut PgConnection,
     id: Uuid,
     user_id: Uuid,
-    ip: Option<&str>,
+    caller: &pyairtable_kit::Caller,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("insert into auth.sessions (id, user_id, ip, expires_at) values ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(user_id)
-        .bind(ip)
-        .bind(expires_at)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "insert into auth.sessions (id, user_id, ip, user_agent, expires_at) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(caller.ip.as_deref())
+    .bind(caller.user_agent.as_deref())
+    .bind(expires_at)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

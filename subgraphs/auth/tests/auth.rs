@@ -127,7 +127,11 @@ async fn sign_up_issues_verifiable_tokens_and_a_single_use_verification_link() {
         "private"
     );
 
+    let first = link_token(&h, "ada@example.com");
+    let resend = "mutation { resendVerificationEmail }";
+    assert_eq!(me.data(resend, json!({})).await["resendVerificationEmail"], true);
     let token = link_token(&h, "ada@example.com");
+    assert_ne!(token, first, "a new link");
     let verify_email = "mutation($t: String!) { verifyEmail(token: $t) }";
     assert_eq!(anonymous(&h).data(verify_email, json!({ "t": token })).await["verifyEmail"], true);
     assert_eq!(me.data(query, reps).await["_entities"][0]["emailVerified"], true);
@@ -137,6 +141,7 @@ async fn sign_up_issues_verifiable_tokens_and_a_single_use_verification_link() {
         "single use"
     );
     assert_eq!(anonymous(&h).error_code(verify_email, json!({ "t": "forged" })).await, "BAD_USER_INPUT");
+    assert_eq!(me.data(resend, json!({})).await["resendVerificationEmail"], false, "already confirmed");
 
     // The profile event is in the log for the users subgraph.
     let events: i64 = sqlx::query_scalar("select count(*) from kit.events where topic = 'user.registered'")
@@ -270,6 +275,13 @@ async fn log_out_and_password_changes_end_sessions() {
     let three = account(&h, &login("192.0.2.2").await["logIn"]["tokens"]).await;
     let sessions = signed_in(&h, &one).data("{ mySessions { id current ip } }", json!({})).await;
     assert_eq!(sessions["mySessions"].as_array().map(Vec::len), Some(3));
+    let current: Vec<&Value> =
+        sessions["mySessions"].as_array().expect("list").iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], one.session.to_string());
+    let ips: Vec<&str> =
+        sessions["mySessions"].as_array().expect("list").iter().filter_map(|s| s["ip"].as_str()).collect();
+    assert!(ips.contains(&"192.0.2.1") && ips.contains(&"192.0.2.2"), "{ips:?}");
 
     assert_eq!(signed_in(&h, &three).data("mutation { logOut }", json!({})).await["logOut"], true);
     assert!(!session_live(&h, three.session).await);
