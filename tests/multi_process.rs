@@ -20,71 +20,71 @@ fn env(db_url: &str, data_dir: &std::path::Path) -> HashMap<String, String> {
     ])
 }
 
+/// Every subgraph as its own process, and the router over them (`router_args` before the
+/// `--subgraph` flags).
+struct Topology {
+    router: Process,
+    auth: Process,
+    users: Process,
+    tenants: Process,
+}
+
+async fn topology(env: &HashMap<String, String>, router_args: &[&str]) -> Topology {
+    let cwd = std::env::temp_dir();
+    let auth = Process::start(&["subgraph", "auth"], env, &cwd).await;
+    let users = Process::start(&["subgraph", "users"], env, &cwd).await;
+    let tenants = Process::start(&["subgraph", "tenants"], env, &cwd).await;
+    let flags: Vec<String> = [("auth", &auth), ("users", &users), ("tenants", &tenants)]
+        .iter()
+        .flat_map(|(name, process)| ["--subgraph".to_owned(), format!("{name}={}/graphql", process.base_url)])
+        .collect();
+    let args: Vec<&str> = router_args.iter().copied().chain(flags.iter().map(String::as_str)).collect();
+    let router = Process::start(&args, env, &cwd).await;
+    Topology { router, auth, users, tenants }
+}
+
+impl Topology {
+    async fn stop(self) {
+        for process in [self.router, self.tenants, self.users, self.auth] {
+            assert!(process.terminate().await.success(), "clean exit on SIGTERM");
+        }
+    }
+}
+
 #[tokio::test]
 async fn router_and_subgraphs_as_separate_services() {
     let db = test_database().await;
     let data_dir = tempfile::tempdir().expect("data dir");
-    let env = env(db.url(), data_dir.path());
-    let cwd = std::env::temp_dir();
-    let auth = Process::start(&["subgraph", "auth"], &env, &cwd).await;
-    let users = Process::start(&["subgraph", "users"], &env, &cwd).await;
-    let tenants = Process::start(&["subgraph", "tenants"], &env, &cwd).await;
-    let auth_url = format!("auth={}/graphql", auth.base_url);
-    let users_url = format!("users={}/graphql", users.base_url);
-    let tenants_url = format!("tenants={}/graphql", tenants.base_url);
-    let args = ["router", "--subgraph", &auth_url, "--subgraph", &users_url, "--subgraph", &tenants_url];
-    let router = Process::start(&args, &env, &cwd).await;
+    let t = topology(&env(db.url(), data_dir.path()), &["router"]).await;
 
-    organization_scenario(&router.graphql()).await;
-    identity_scenario(&router.graphql(), data_dir.path()).await;
+    organization_scenario(&t.router.graphql()).await;
+    identity_scenario(&t.router.graphql(), data_dir.path()).await;
 
     // Subgraphs answer only the router: a direct call without its signed identity is refused.
-    let (status, body) = users
+    let (status, body) = t
+        .users
         .graphql()
         .send("{ user(id: \"0190f3a4-7b1c-7d9e-8f00-123456789abc\") { email } }", json!({}))
         .await;
     assert_eq!(status, 401);
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
-    let forged = users.graphql().with_header("x-pyairtable-identity", "v1.eyJzdWIiOiJ4In0.AAAA");
+    let forged = t.users.graphql().with_header("x-pyairtable-identity", "v1.eyJzdWIiOiJ4In0.AAAA");
     assert_eq!(forged.send("{ me { id } }", json!({})).await.0, 401);
 
-    for process in [&auth, &users, &tenants, &router] {
+    for process in [&t.auth, &t.users, &t.tenants, &t.router] {
         assert_eq!(get(&format!("{}/healthz", process.base_url)).await.0, 200);
         assert_eq!(get(&format!("{}/readyz", process.base_url)).await.0, 200);
     }
-    for process in [router, tenants, users, auth] {
-        assert!(process.terminate().await.success(), "clean exit on SIGTERM");
-    }
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn the_router_runs_the_checked_in_supergraph_file() {
     let db = test_database().await;
     let data_dir = tempfile::tempdir().expect("data dir");
-    let env = env(db.url(), data_dir.path());
-    let cwd = std::env::temp_dir();
-    let auth = Process::start(&["subgraph", "auth"], &env, &cwd).await;
-    let users = Process::start(&["subgraph", "users"], &env, &cwd).await;
-    let tenants = Process::start(&["subgraph", "tenants"], &env, &cwd).await;
+    // The file names compose-style URLs; the --subgraph flags point each at where it runs here.
     let supergraph = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/supergraph.graphql");
-    // The file names compose-style URLs; --subgraph points each at where it runs here.
-    let auth_url = format!("auth={}/graphql", auth.base_url);
-    let users_url = format!("users={}/graphql", users.base_url);
-    let tenants_url = format!("tenants={}/graphql", tenants.base_url);
-    let args = [
-        "router",
-        "--supergraph",
-        supergraph,
-        "--subgraph",
-        &auth_url,
-        "--subgraph",
-        &users_url,
-        "--subgraph",
-        &tenants_url,
-    ];
-    let router = Process::start(&args, &env, &cwd).await;
-    organization_scenario(&router.graphql()).await;
-    for process in [router, tenants, users, auth] {
-        assert!(process.terminate().await.success());
-    }
+    let t = topology(&env(db.url(), data_dir.path()), &["router", "--supergraph", supergraph]).await;
+    organization_scenario(&t.router.graphql()).await;
+    t.stop().await;
 }
