@@ -170,7 +170,7 @@ impl Setup {
 #[tokio::test]
 async fn a_valid_token_reaches_the_subgraph_as_its_caller() {
     let s = setup(true).await;
-    let claims = claims(s.live_session());
+    let claims = AccessClaims { tid: Some(Uuid::now_v7()), ..claims(s.live_session()) };
     let (status, body) = s.call(&format!("Bearer {}", s.token(&claims)), "{ whoami }").await;
     assert_eq!((status, &body["data"]), (200, &json!({ "whoami": "ok" })), "{body}");
     let seen = s.accounts.callers.lock().expect("lock")[0].clone();

@@ -129,6 +129,11 @@ pub async fn organization_scenario(router: &GraphQLClient) {
     let added = ada.data(add, json!({ "org": org["id"], "user": bob })).await;
     assert_eq!(added["addOrganizationMember"], json!({ "role": "MEMBER", "user": { "displayName": "Bob" } }));
 
+    // Ada's session now acts in Acme: the new access token carries it as `tid`.
+    let select = "mutation($o: ID!) { selectTenant(organizationId: $o) { accessToken } }";
+    let tenant_token =
+        ada.data(select, json!({ "o": org["id"] })).await["selectTenant"]["accessToken"].clone();
+    let ada = bearer(router, tenant_token.as_str().expect("token"));
     let query = "query($id: ID!) { organization(id: $id) { name members { role user { displayName } } } }";
     let data = ada.data(query, json!({ "id": org["id"] })).await;
     assert_eq!(

@@ -154,6 +154,13 @@ impl ApiKey {
     }
 }
 
+/// An access token for the chosen tenant (the refresh token does not change).
+#[derive(SimpleObject)]
+pub struct TenantToken {
+    access_token: String,
+    expires_in: i64,
+}
+
 #[derive(SimpleObject)]
 pub struct CreatedApiKey {
     api_key: ApiKey,
@@ -246,6 +253,14 @@ impl Mutation {
     /// Trades a refresh token for new tokens (the old refresh token is spent).
     async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthTokens> {
         Ok(auth(ctx)?.refresh(&refresh_token).await?.into())
+    }
+
+    /// Makes the current session act in one of the caller's organizations: returns an access token
+    /// whose `tid` is that organization (refreshing keeps it).
+    async fn select_tenant(&self, ctx: &Context<'_>, organization_id: ID) -> Result<TenantToken> {
+        let tenant = parse_id("organizationId", &organization_id)?;
+        let (access_token, expires_in) = auth(ctx)?.select_tenant(caller(ctx)?, tenant).await?;
+        Ok(TenantToken { access_token, expires_in })
     }
 
     /// Ends the current session: its access and refresh tokens stop working at once.

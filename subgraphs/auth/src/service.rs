@@ -168,13 +168,29 @@ impl Auth {
         store::insert_refresh(&mut tx, &new_hash, state.session_id).await?;
         store::mark_refresh_used(&mut tx, &hash, &new_hash).await?;
         tx.commit().await?;
-        let access_token = self.access_token(state.user_id, state.session_id).await?;
+        let access_token = self.access_token(state.user_id, state.session_id, state.tenant_id).await?;
         Ok(Tokens {
             user_id: state.user_id,
             access_token,
             refresh_token: token,
             expires_in: ACCESS_TTL.num_seconds(),
         })
+    }
+
+    /// Makes the session act in one of the user's tenants: a new access token carries it as `tid`,
+    /// and so do the ones refreshing gives from now on.
+    pub async fn select_tenant(&self, caller: &Caller, tenant: Uuid) -> Result<(String, i64)> {
+        let user = caller.require_user()?;
+        let session = caller.session_id.ok_or_else(|| {
+            Error::Forbidden("choose a tenant from a signed-in session, not with an API key".into())
+        })?;
+        if !crate::memberships::is_member(&self.db, user, tenant).await? {
+            return Err(Error::Forbidden("you are not a member of this organization".into()));
+        }
+        if !store::set_session_tenant(&self.db, session, user, tenant).await? {
+            return Err(Error::Unauthenticated("the session has ended".into()));
+        }
+        Ok((self.access_token(user, session, Some(tenant)).await?, ACCESS_TTL.num_seconds()))
     }
 
     pub async fn sign_out(&self, caller: &Caller) -> Result<bool> {
@@ -306,17 +322,17 @@ impl Auth {
         store::insert_session(tx, session, user_id, caller, Utc::now() + SESSION_TTL).await?;
         let (refresh_token, hash) = new_secret("rt_");
         store::insert_refresh(tx, &hash, session).await?;
-        let access_token = self.access_token(user_id, session).await?;
+        let access_token = self.access_token(user_id, session, None).await?;
         Ok(Tokens { user_id, access_token, refresh_token, expires_in: ACCESS_TTL.num_seconds() })
     }
 
-    async fn access_token(&self, user_id: Uuid, session: Uuid) -> Result<String> {
+    async fn access_token(&self, user_id: Uuid, session: Uuid, tenant: Option<Uuid>) -> Result<String> {
         let now = Utc::now().timestamp();
         let claims = AccessClaims {
             iss: self.audience.issuer.clone(),
             aud: self.audience.audience.clone(),
             sub: user_id,
-            tid: None,
+            tid: tenant,
             sid: session,
             exp: now + ACCESS_TTL.num_seconds(),
             iat: now,

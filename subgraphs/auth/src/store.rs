@@ -112,11 +112,12 @@ pub struct RefreshState {
     pub user_id: Uuid,
     pub used_at: Option<DateTime<Utc>>,
     pub session_live: bool,
+    pub tenant_id: Option<Uuid>,
 }
 
 pub async fn lock_refresh(db: &mut PgConnection, hash: &[u8]) -> Result<Option<RefreshState>> {
     Ok(sqlx::query_as(
-        "select t.session_id, s.user_id, t.used_at,
+        "select t.session_id, s.user_id, t.used_at, s.tenant_id,
                 (s.revoked_at is null and s.expires_at > now()) as session_live
          from auth.refresh_tokens t join auth.sessions s on s.id = t.session_id
          where t.hash = $1 for update of t, s",
@@ -142,6 +143,20 @@ pub async fn mark_refresh_used(db: &mut PgConnection, hash: &[u8], replaced_by: 
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Makes a live session act in `tenant_id`; false when the session is not the user's or not live.
+pub async fn set_session_tenant(db: &PgPool, session: Uuid, user_id: Uuid, tenant_id: Uuid) -> Result<bool> {
+    let done = sqlx::query(
+        "update auth.sessions set tenant_id = $3
+         where id = $1 and user_id = $2 and revoked_at is null and expires_at > now()",
+    )
+    .bind(session)
+    .bind(user_id)
+    .bind(tenant_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Revokes sessions of `user_id`: one (`only`), or all but one (`except`), or all. The

@@ -548,3 +548,51 @@ async fn a_hash_with_weaker_parameters_is_upgraded_at_sign_in() {
         .expect("hash");
     assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "upgraded: {stored}");
 }
+
+#[tokio::test]
+async fn a_session_acts_in_a_tenant_it_belongs_to() {
+    let h = harness().await;
+    let account = sign_up(&h, "tenant@example.com").await;
+    let (mine, theirs) = (Uuid::now_v7(), Uuid::now_v7());
+    let publish = |topic: &'static str, tenant: Uuid| {
+        let db = h.kit.db.clone();
+        let user = account.id;
+        async move {
+            let mut tx = db.begin().await.expect("begin");
+            let payload = json!({ "organization_id": tenant, "user_id": user, "role": "member" });
+            pyairtable_kit::events::publish(&mut tx, topic, &payload).await.expect("publish");
+            tx.commit().await.expect("commit");
+        }
+    };
+    // What the tenants subgraph publishes when the user joins an organization.
+    publish("member.added", mine).await;
+    let select = "mutation($o: ID!) { selectTenant(organizationId: $o) { accessToken expiresIn } }";
+    let me = signed_in(&h, &account);
+    let token = me.data(select, json!({ "o": mine })).await["selectTenant"]["accessToken"].clone();
+    assert_eq!(verify(&h, token.as_str().expect("token")).await.tid, Some(mine));
+    assert_eq!(me.error_code(select, json!({ "o": theirs })).await, "FORBIDDEN", "not a member");
+    let by_key = h.client(&Caller { user_id: Some(account.id), ..Caller::default() });
+    assert_eq!(
+        by_key.error_code(select, json!({ "o": mine })).await,
+        "FORBIDDEN",
+        "API keys have no session"
+    );
+
+    // Refreshing keeps the tenant; leaving the organization drops it.
+    let refreshed =
+        anonymous(&h).data(REFRESH, json!({ "token": account.refresh })).await["refreshSession"].clone();
+    assert_eq!(verify(&h, refreshed["accessToken"].as_str().expect("token")).await.tid, Some(mine));
+    publish("member.removed", mine).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut refresh = refreshed["refreshToken"].as_str().expect("token").to_owned();
+    loop {
+        let next = anonymous(&h).data(REFRESH, json!({ "token": refresh })).await["refreshSession"].clone();
+        refresh = next["refreshToken"].as_str().expect("token").to_owned();
+        if verify(&h, next["accessToken"].as_str().expect("token")).await.tid.is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the removed membership still gives a tid");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(me.error_code(select, json!({ "o": mine })).await, "FORBIDDEN");
+}

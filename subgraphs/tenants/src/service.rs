@@ -40,6 +40,18 @@ impl OrganizationRole {
     }
 }
 
+/// Tells other subgraphs (auth: which tenants a user may act in) that a member joined.
+async fn member_added(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    organization_id: Uuid,
+    user_id: Uuid,
+    role: OrganizationRole,
+) -> Result<()> {
+    let payload =
+        serde_json::json!({ "organization_id": organization_id, "user_id": user_id, "role": role.as_db() });
+    pyairtable_kit::events::publish(tx, "member.added", &payload).await
+}
+
 pub struct NewOrganization {
     pub name: String,
     pub slug: Option<String>,
@@ -74,6 +86,7 @@ impl Tenants {
         let mut tx = self.db.begin().await?;
         let org = store::insert_organization(&mut tx, Uuid::now_v7(), &name, &slug).await?;
         store::insert_member(&mut tx, org.id, new.owner_id, OrganizationRole::Owner.as_db()).await?;
+        member_added(&mut tx, org.id, new.owner_id, OrganizationRole::Owner).await?;
         tx.commit().await?;
         Ok(org)
     }
@@ -94,6 +107,7 @@ impl Tenants {
         }
         let member =
             store::insert_member(&mut tx, new.organization_id, new.user_id, new.role.as_db()).await?;
+        member_added(&mut tx, new.organization_id, new.user_id, new.role).await?;
         tx.commit().await?;
         Ok(member)
     }
