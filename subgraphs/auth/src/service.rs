@@ -268,6 +268,11 @@ impl Auth {
     }
 
     async fn send_reset(&self, email: &str) -> Result<()> {
+        // A few resets per address, so that nobody can flood a mailbox with them.
+        if let Attempt::Refused { .. } = limits::attempt(&self.db, &format!("reset:{email}")).await? {
+            tracing::info!("password reset requests for an address over the limit; not sending");
+            return Ok(());
+        }
         let Some(credentials) = store::credentials_by_email(&self.db, email).await? else { return Ok(()) };
         let mut tx = self.db.begin().await?;
         let link = self.link_token(&mut tx, credentials.user_id, "reset_password", RESET_TTL).await?;

@@ -343,6 +343,21 @@ async fn password_reset_links_are_single_use_and_end_every_session() {
         .data(LOG_IN, json!({ "email": "forgot@example.com", "password": "brand new passphrase" }))
         .await;
     assert!(data["logIn"]["tokens"]["accessToken"].is_string());
+    // Asking again and again does not flood the mailbox: five per address, then a pause.
+    for _ in 0..8 {
+        let asked = client.data(request, json!({ "e": "forgot@example.com" })).await;
+        assert_eq!(asked["requestPasswordReset"], true, "the answer never changes");
+    }
+    let resets = || {
+        outbox(&h.kit.config.data_dir.join("outbox")).iter().filter(|m| m.subject.contains("Reset")).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while resets() < 5 {
+        assert!(Instant::now() < deadline, "only {} reset emails", resets());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(resets(), 5, "the first one and four more, then the limit");
 }
 
 #[tokio::test]
