@@ -107,6 +107,7 @@ fn router_options(config: &Config) -> RouterOptions {
         introspection: config.introspection,
         graphiql: config.graphiql,
         subgraph_timeout: Duration::from_millis(config.subgraph_timeout_ms),
+        trusted_proxies: config.trusted_proxies.clone(),
     }
 }
 

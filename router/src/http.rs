@@ -25,22 +25,19 @@ const JSON: &str = "application/json";
 /// The router's shared state: the pipeline of the current supergraph.
 pub type RouterState = Arc<Pipeline>;
 
-/// The client's address: the peer, or, when the peer is a proxy on a private network (an ingress,
-/// a load balancer), the last address it appended to `X-Forwarded-For`.
+/// The client's address: the peer, or, when the peer is a trusted proxy (an ingress, a load
+/// balancer: `PYAIRTABLE_TRUSTED_PROXIES`), the last address it appended to `X-Forwarded-For`.
 pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
-fn client_ip(peer: &Peer, headers: &HeaderMap) -> Option<String> {
+fn client_ip(peer: &Peer, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> Option<String> {
     let peer = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())?;
-    let behind_proxy = match peer {
-        IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
-        IpAddr::V6(ip) => ip.is_loopback() || ip.is_unique_local(),
-    };
     let forwarded = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
-    Some(forwarded.filter(|_| behind_proxy).unwrap_or(peer).to_string())
+    let believed = forwarded.filter(|_| trusted.iter().any(|net| net.contains(&peer)));
+    Some(believed.unwrap_or(peer).to_string())
 }
 
 pub async fn post_graphql(
@@ -125,7 +122,7 @@ async fn run(
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
-    caller.ip = client_ip(peer, headers);
+    caller.ip = client_ip(peer, headers, &pipeline.options().trusted_proxies);
     caller.user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

@@ -55,11 +55,19 @@ pub struct RouterOptions {
     pub introspection: bool,
     pub graphiql: bool,
     pub subgraph_timeout: std::time::Duration,
+    /// Peers whose `X-Forwarded-For` is believed; anyone else is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for RouterOptions {
     fn default() -> Self {
-        Self { introspection: true, graphiql: true, subgraph_timeout: std::time::Duration::from_secs(30) }
+        let trusted = ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect();
+        Self {
+            introspection: true,
+            graphiql: true,
+            subgraph_timeout: std::time::Duration::from_secs(30),
+            trusted_proxies: trusted,
+        }
     }
 }
 

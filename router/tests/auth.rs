@@ -99,6 +99,10 @@ struct Setup {
 }
 
 async fn setup(with_auth: bool) -> Setup {
+    setup_with(with_auth, RouterOptions::default()).await
+}
+
+async fn setup_with(with_auth: bool, options: RouterOptions) -> Setup {
     let key = new_key("k1");
     let mut api_keys = HashMap::new();
     let robot =
@@ -118,7 +122,7 @@ async fn setup(with_auth: bool) -> Setup {
     let app = pyairtable_router::app(
         Supergraph::parse(&sdl).expect("supergraph"),
         transports,
-        RouterOptions::default(),
+        options,
         Arc::new(|| Box::pin(async { Ok(()) })),
         authenticator,
     )
@@ -338,4 +342,19 @@ async fn the_router_serves_the_jwks() {
         .expect("json");
     assert_eq!(jwks["keys"][0]["kid"], "k1");
     assert_eq!(jwks["keys"][0]["x"], B64.encode(&s.key.public));
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let options = RouterOptions { trusted_proxies: Vec::new(), ..RouterOptions::default() };
+    let s = setup_with(true, options).await;
+    let claims = claims(s.live_session());
+    let spoofing = s
+        .client
+        .clone()
+        .with_header("authorization", &format!("Bearer {}", s.token(&claims)))
+        .with_header("x-forwarded-for", "203.0.113.99");
+    spoofing.data("{ whoami }", json!({})).await;
+    let seen = s.accounts.callers.lock().expect("lock")[0].clone();
+    assert_eq!(seen.ip.as_deref(), Some("127.0.0.1"), "an untrusted peer cannot pick its address");
 }

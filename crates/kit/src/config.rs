@@ -40,6 +40,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_GRAPHIQL", "serve GraphiQL at / : true or false (default true)"),
     ("PYAIRTABLE_INTROSPECTION", "answer introspection queries: true or false (default true)"),
     ("PYAIRTABLE_SUBGRAPH_TIMEOUT_MS", "router: timeout of one subgraph fetch (default 30000)"),
+    (
+        "PYAIRTABLE_TRUSTED_PROXIES",
+        "router: CIDRs whose X-Forwarded-For is believed (default loopback and private ranges; none: never)",
+    ),
 ];
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -114,6 +118,8 @@ pub struct Config {
     pub graphiql: bool,
     pub introspection: bool,
     pub subgraph_timeout_ms: u64,
+    /// Peers whose `X-Forwarded-For` names the client (ingresses, load balancers).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -147,6 +153,7 @@ impl Config {
             graphiql: env.boolean("PYAIRTABLE_GRAPHIQL")?.unwrap_or(true),
             introspection: env.boolean("PYAIRTABLE_INTROSPECTION")?.unwrap_or(true),
             subgraph_timeout_ms: env.bounded("PYAIRTABLE_SUBGRAPH_TIMEOUT_MS", 1, 600_000)?.unwrap_or(30_000),
+            trusted_proxies: env.networks("PYAIRTABLE_TRUSTED_PROXIES")?.unwrap_or_else(private_networks),
         })
     }
 
@@ -160,6 +167,14 @@ impl Config {
             )
         })
     }
+}
+
+/// Loopback and private ranges: where an ingress or load balancer in front of the router lives.
+fn private_networks() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7"]
+        .iter()
+        .filter_map(|cidr| cidr.parse().ok())
+        .collect()
 }
 
 /// Parses `name=url,name=url` (also used for repeated `--subgraph name=url` flags).
@@ -269,6 +284,24 @@ impl Env {
         Ok(Some(raw.trim_end_matches('/').to_owned()))
     }
 
+    fn networks(&self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, ConfigError> {
+        let Some(raw) = self.string(name) else { return Ok(None) };
+        if raw == "none" {
+            return Ok(Some(Vec::new()));
+        }
+        raw.split(',')
+            .map(|cidr| {
+                let cidr = cidr.trim();
+                cidr.parse::<ipnet::IpNet>()
+                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new(name, format!("{cidr:?} is not an address or CIDR (10.0.0.0/8)"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     fn pairs(&self, name: &str) -> Result<Vec<(String, String)>, ConfigError> {
         let Some(raw) = self.string(name) else { return Ok(Vec::new()) };
         raw.split(',')
@@ -355,6 +388,19 @@ mod tests {
         .expect("valid");
         assert_eq!(config.subgraphs.len(), 2);
         assert_eq!(config.subgraphs[1].0, "tenants");
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_none() {
+        let config = Config::from_vars(vars(&[("PYAIRTABLE_TRUSTED_PROXIES", "10.1.0.0/16, 192.0.2.7")]))
+            .expect("valid");
+        let nets: Vec<String> = config.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.1.0.0/16", "192.0.2.7/32"]);
+        let none = Config::from_vars(vars(&[("PYAIRTABLE_TRUSTED_PROXIES", "none")])).expect("valid");
+        assert!(none.trusted_proxies.is_empty());
+        let err = Config::from_vars(vars(&[("PYAIRTABLE_TRUSTED_PROXIES", "10.0.0.0/33")])).expect_err("bad");
+        assert_eq!(err.variable, "PYAIRTABLE_TRUSTED_PROXIES");
+        assert!(!Config::from_vars(vars(&[])).expect("default").trusted_proxies.is_empty());
     }
 
     #[test]
