@@ -148,13 +148,19 @@ async fn run(
 /// The caller, or the response that refuses the request: 401 for bad credentials (whatever the
 /// client accepts), 503 when the auth service cannot be asked.
 async fn authenticate(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Caller, Response> {
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
-    let result = match pipeline.authenticator() {
-        Some(authenticator) => authenticator.authenticate(authorization).await,
-        None if authorization.is_some() => {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| {
+            v.to_str().map_err(|_| AuthError::InvalidToken("the Authorization header is not text".into()))
+        })
+        .transpose();
+    let result = match (authorization, pipeline.authenticator()) {
+        (Err(err), _) => Err(err),
+        (Ok(authorization), Some(authenticator)) => authenticator.authenticate(authorization).await,
+        (Ok(Some(_)), None) => {
             Err(AuthError::InvalidToken("this router has no auth service to verify credentials".into()))
         }
-        None => Ok(Caller::anonymous()),
+        (Ok(None), None) => Ok(Caller::anonymous()),
     };
     result.map_err(|err| {
         tracing::info!(%err, "request refused at authentication");

@@ -34,7 +34,7 @@ pub struct Enrollment {
 /// Starts (or restarts) enrollment; the factor is enabled only once a code is confirmed.
 pub async fn begin(db: &PgPool, caller: &Caller) -> Result<Enrollment> {
     let user = caller.require_user()?;
-    let credentials = one(db, user).await?;
+    let credentials = store::account(db, user).await?;
     if credentials.totp_enabled_at.is_some() {
         return Err(Error::Conflict("two-factor authentication is already on".into()));
     }
@@ -52,7 +52,7 @@ pub async fn begin(db: &PgPool, caller: &Caller) -> Result<Enrollment> {
 /// Confirms enrollment with a current code; returns ten single-use recovery codes.
 pub async fn confirm(db: &PgPool, caller: &Caller, code: &str) -> Result<Vec<String>> {
     let user = caller.require_user()?;
-    let credentials = one(db, user).await?;
+    let credentials = store::account(db, user).await?;
     let Some(secret) = credentials.totp_secret.clone().filter(|_| credentials.totp_enabled_at.is_none())
     else {
         return Err(Error::Conflict("start two-factor enrollment first".into()));
@@ -81,7 +81,7 @@ pub async fn confirm(db: &PgPool, caller: &Caller, code: &str) -> Result<Vec<Str
 /// Turns the second factor off; needs the password and a current code (or a recovery code).
 pub async fn disable(db: &PgPool, caller: &Caller, password: String, code: &str) -> Result<()> {
     let user = caller.require_user()?;
-    let credentials = one(db, user).await?;
+    let credentials = store::account(db, user).await?;
     if passwords::verify(password, Some(credentials.password_hash.clone())).await? == Verified::No {
         return Err(Error::bad_input("password", "the password is wrong"));
     }
@@ -128,13 +128,6 @@ async fn accept_code(db: &PgPool, user: Uuid, secret: Vec<u8>, email: &str, code
     .execute(db)
     .await?;
     Ok(recorded.rows_affected() == 1)
-}
-
-async fn one(db: &PgPool, user: Uuid) -> Result<Credentials> {
-    store::credentials_by_ids(db, &[user])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::NotFound("no account for this user".into()))
 }
 
 /// The current code of a secret (tests).

@@ -46,7 +46,7 @@ async fn own_credentials(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<sto
     if caller(ctx)?.user_id != Some(id) {
         return Ok(None);
     }
-    Ok(store::credentials_by_ids(&auth(ctx)?.db, &[id]).await?.pop())
+    Ok(store::credentials_by_id(&auth(ctx)?.db, id).await?)
 }
 
 /// Tokens of a session: send `accessToken` as `Authorization: Bearer ...`; trade `refreshToken`

@@ -233,9 +233,7 @@ impl Auth {
     /// Sends a new confirmation link to the caller (earlier links keep working until they expire).
     pub async fn resend_verification(&self, caller: &Caller) -> Result<bool> {
         let user = caller.require_user()?;
-        let Some(credentials) = store::credentials_by_ids(&self.db, &[user]).await?.pop() else {
-            return Err(Error::NotFound("no account for this user".into()));
-        };
+        let credentials = store::account(&self.db, user).await?;
         if credentials.email_verified_at.is_some() {
             return Ok(false);
         }
@@ -304,7 +302,7 @@ impl Auth {
     pub async fn change_password(&self, caller: &Caller, current: String, new: String) -> Result<()> {
         let user = caller.require_user()?;
         passwords::check_policy("newPassword", &new)?;
-        let stored = store::credentials_by_ids(&self.db, &[user]).await?.pop().map(|c| c.password_hash);
+        let stored = store::credentials_by_id(&self.db, user).await?.map(|c| c.password_hash);
         if passwords::verify(current, stored).await? == Verified::No {
             return Err(Error::bad_input("currentPassword", "the current password is wrong"));
         }

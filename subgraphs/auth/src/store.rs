@@ -40,9 +40,14 @@ pub async fn credentials_by_email(db: &PgPool, email: &str) -> Result<Option<Cre
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(db).await?)
 }
 
-pub async fn credentials_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Credentials>> {
-    let sql = format!("select {CREDENTIALS} from auth.credentials where user_id = any($1)");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(db).await?)
+/// The credentials of a signed-in user, who must have an account.
+pub async fn account(db: &PgPool, user_id: Uuid) -> Result<Credentials> {
+    credentials_by_id(db, user_id).await?.ok_or_else(|| Error::NotFound("no account for this user".into()))
+}
+
+pub async fn credentials_by_id(db: &PgPool, user_id: Uuid) -> Result<Option<Credentials>> {
+    let sql = format!("select {CREDENTIALS} from auth.credentials where user_id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(db).await?)
 }
 
 pub async fn set_password_hash(db: impl sqlx::PgExecutor<'_>, user_id: Uuid, hash: &str) -> Result<()> {
