@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::identity::{Caller, IDENTITY_HEADER, IdentityKey};
+use crate::identity::{Caller, IdentityKey};
 
 /// Paths the auth service serves for [`HttpAuthority`].
 pub mod paths {
@@ -81,6 +81,12 @@ pub struct SessionAnswer {
 #[error("auth service: {0}")]
 pub struct AuthorityError(pub String);
 
+impl From<crate::internal::InternalError> for AuthorityError {
+    fn from(err: crate::internal::InternalError) -> Self {
+        Self(err.0)
+    }
+}
+
 /// The auth subgraph, as the router sees it.
 #[async_trait::async_trait]
 pub trait Authority: Send + Sync + 'static {
@@ -96,14 +102,14 @@ pub trait Authority: Send + Sync + 'static {
 /// [`Authority`] over HTTP: the auth service's base URL (`http://auth:4000`).
 pub struct HttpAuthority {
     base: String,
-    http: reqwest_like::Client,
+    http: crate::internal::Client,
     key: IdentityKey,
 }
 
 impl HttpAuthority {
     pub fn new(base_url: &str, key: IdentityKey, timeout: Duration) -> Self {
         let base = base_url.trim_end_matches('/').trim_end_matches("/graphql").to_owned();
-        Self { base, http: reqwest_like::Client::new(timeout), key }
+        Self { base, http: crate::internal::Client::new(timeout), key }
     }
 
     fn identity(&self) -> String {
@@ -114,7 +120,7 @@ impl HttpAuthority {
 #[async_trait::async_trait]
 impl Authority for HttpAuthority {
     async fn jwks(&self) -> Result<serde_json::Value, AuthorityError> {
-        self.http.get(&format!("{}{}", self.base, paths::JWKS), None).await
+        Ok(self.http.get(&format!("{}{}", self.base, paths::JWKS), None).await?)
     }
 
     async fn api_key(&self, token: &str) -> Result<Option<Caller>, AuthorityError> {
@@ -132,82 +138,5 @@ impl Authority for HttpAuthority {
         let answer: SessionAnswer =
             serde_json::from_value(answer).map_err(|e| AuthorityError(format!("session answer: {e}")))?;
         Ok(answer.live)
-    }
-}
-
-/// A small JSON-over-HTTP client on hyper-util (the kit does not depend on reqwest outside tests).
-mod reqwest_like {
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full, Limited};
-    use hyper_util::client::legacy::Client as HyperClient;
-    use hyper_util::client::legacy::connect::HttpConnector;
-    use hyper_util::rt::TokioExecutor;
-
-    use super::{AuthorityError, IDENTITY_HEADER};
-
-    const MAX_BODY: usize = 1024 * 1024;
-
-    pub struct Client {
-        inner: HyperClient<HttpConnector, Full<Bytes>>,
-        timeout: Duration,
-    }
-
-    impl Client {
-        pub fn new(timeout: Duration) -> Self {
-            let inner = HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new());
-            Self { inner, timeout }
-        }
-
-        pub async fn get(
-            &self,
-            url: &str,
-            identity: Option<&str>,
-        ) -> Result<serde_json::Value, AuthorityError> {
-            let mut request = http::Request::get(url);
-            if let Some(identity) = identity {
-                request = request.header(IDENTITY_HEADER, identity);
-            }
-            self.send(request.body(Full::new(Bytes::new()))).await
-        }
-
-        pub async fn post(
-            &self,
-            url: &str,
-            identity: &str,
-            body: &serde_json::Value,
-        ) -> Result<serde_json::Value, AuthorityError> {
-            let request = http::Request::post(url)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(IDENTITY_HEADER, identity)
-                .body(Full::new(Bytes::from(body.to_string())));
-            self.send(request).await
-        }
-
-        async fn send(
-            &self,
-            request: Result<http::Request<Full<Bytes>>, http::Error>,
-        ) -> Result<serde_json::Value, AuthorityError> {
-            let request = request.map_err(|e| AuthorityError(e.to_string()))?;
-            let uri = request.uri().clone();
-            let exchange = async {
-                let response =
-                    self.inner.request(request).await.map_err(|e| AuthorityError(format!("{uri}: {e}")))?;
-                let status = response.status();
-                let body = Limited::new(response.into_body(), MAX_BODY)
-                    .collect()
-                    .await
-                    .map_err(|e| AuthorityError(format!("{uri}: {e}")))?
-                    .to_bytes();
-                if !status.is_success() {
-                    return Err(AuthorityError(format!("{uri} answered HTTP {status}")));
-                }
-                serde_json::from_slice(&body).map_err(|e| AuthorityError(format!("{uri}: not JSON: {e}")))
-            };
-            tokio::time::timeout(self.timeout, exchange)
-                .await
-                .map_err(|_| AuthorityError(format!("{uri} did not answer within {:?}", self.timeout)))?
-        }
     }
 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod http;
 pub mod identity;
 pub mod input;
+pub mod internal;
 pub mod kit;
 pub mod mail;
 pub mod pg;
