@@ -36,6 +36,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_MIGRATE", "apply migrations at start: true or false (default true)"),
     ("PYAIRTABLE_INTERNAL_SECRET", "shared secret (>= 32 bytes) signing router-to-subgraph identity"),
     ("PYAIRTABLE_SUBGRAPHS", "router: name=url pairs, comma separated"),
+    (
+        "PYAIRTABLE_PERMISSIONS_URL",
+        "subgraphs run as services: where the permissions service is (default http://permissions:4000)",
+    ),
     ("PYAIRTABLE_SUPERGRAPH", "router: supergraph SDL file (instead of composing)"),
     ("PYAIRTABLE_GRAPHIQL", "serve GraphiQL at / : true or false (default true)"),
     ("PYAIRTABLE_INTROSPECTION", "answer introspection queries: true or false (default true)"),
@@ -118,6 +122,8 @@ pub struct Config {
     pub graphiql: bool,
     pub introspection: bool,
     pub subgraph_timeout_ms: u64,
+    /// Where subgraphs running as services ask for authorization decisions.
+    pub permissions_url: String,
     /// Peers whose `X-Forwarded-For` names the client (ingresses, load balancers).
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -153,6 +159,9 @@ impl Config {
             graphiql: env.boolean("PYAIRTABLE_GRAPHIQL")?.unwrap_or(true),
             introspection: env.boolean("PYAIRTABLE_INTROSPECTION")?.unwrap_or(true),
             subgraph_timeout_ms: env.bounded("PYAIRTABLE_SUBGRAPH_TIMEOUT_MS", 1, 600_000)?.unwrap_or(30_000),
+            permissions_url: env
+                .public_url("PYAIRTABLE_PERMISSIONS_URL")?
+                .unwrap_or_else(|| "http://permissions:4000".into()),
             trusted_proxies: env.networks("PYAIRTABLE_TRUSTED_PROXIES")?.unwrap_or_else(private_networks),
         })
     }

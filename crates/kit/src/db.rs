@@ -4,9 +4,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::config::{ConfigError, Secret};
 
@@ -33,11 +34,36 @@ pub fn describe(options: &PgConnectOptions) -> String {
     }
 }
 
-/// Opens a pool; fails fast with a message naming the server when it does not answer.
+/// The role services act as (see the `kit_app_role` migration): no DDL, no BYPASSRLS.
+pub const APP_ROLE: &str = "pyairtable_app";
+
+/// Opens a pool as the connecting role (migrations, tests' own inspection); fails fast with a
+/// message naming the server when it does not answer.
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> anyhow::Result<PgPool> {
+    open(PgPoolOptions::new(), options, max_connections).await
+}
+
+/// Opens the pool services use: every connection acts as [`APP_ROLE`], so row-level security
+/// applies to everything they run.
+pub async fn connect_app(options: PgConnectOptions, max_connections: u32) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new().after_connect(|conn, _| {
+        Box::pin(async move {
+            sqlx::query("set role pyairtable_app").execute(conn).await?;
+            Ok(())
+        })
+    });
+    open(pool, options, max_connections)
+        .await
+        .context("connecting as pyairtable_app (are the migrations applied?)")
+}
+
+async fn open(
+    pool: PgPoolOptions,
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
     let place = describe(&options);
-    PgPoolOptions::new()
-        .max_connections(max_connections)
+    pool.max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
@@ -48,4 +74,55 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> anyhow:
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await.context("applying migrations")?;
     Ok(())
+}
+
+/// Which rows a transaction may see where row-level security applies: those of `tenants`, and
+/// (on tables that allow it) those about `user`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub tenants: Vec<Uuid>,
+    pub user: Option<Uuid>,
+}
+
+impl Scope {
+    /// One tenant.
+    pub fn tenant(tenant: Uuid) -> Self {
+        Self { tenants: vec![tenant], user: None }
+    }
+
+    /// Several tenants.
+    pub fn tenants(tenants: impl IntoIterator<Item = Uuid>) -> Self {
+        Self { tenants: tenants.into_iter().collect(), user: None }
+    }
+
+    /// Rows about one user only (and no tenant's).
+    pub fn user(user: Uuid) -> Self {
+        Self { tenants: Vec::new(), user: Some(user) }
+    }
+
+    pub fn with_user(mut self, user: Uuid) -> Self {
+        self.user = Some(user);
+        self
+    }
+
+    /// Sets this scope on `tx`, transaction-locally: it ends with the transaction, so a pooled
+    /// connection never carries it into the next one.
+    pub async fn apply(&self, tx: &mut PgConnection) -> crate::Result<()> {
+        let tenants =
+            format!("{{{}}}", self.tenants.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","));
+        let user = self.user.map(|u| u.to_string()).unwrap_or_default();
+        sqlx::query("select set_config('app.tenant_ids', $1, true), set_config('app.user_id', $2, true)")
+            .bind(tenants)
+            .bind(user)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Begins a transaction that sees only what `scope` allows.
+pub async fn scoped(pool: &PgPool, scope: &Scope) -> crate::Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    scope.apply(&mut tx).await?;
+    Ok(tx)
 }

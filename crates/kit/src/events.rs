@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::Result;
 
@@ -40,19 +40,16 @@ impl Event {
 }
 
 /// Writes `payload` under `topic` in `tx`; it becomes visible to consumers when `tx` commits.
-pub async fn publish(
-    tx: &mut Transaction<'_, Postgres>,
-    topic: &str,
-    payload: &impl Serialize,
-) -> Result<()> {
+/// `tx` must be inside a transaction (a `Transaction`, or a consumer's connection).
+pub async fn publish(tx: &mut PgConnection, topic: &str, payload: &impl Serialize) -> Result<()> {
     let payload = serde_json::to_value(payload).map_err(crate::Error::internal)?;
-    sqlx::query("select pg_advisory_xact_lock(hashtext('kit.events'))").execute(&mut **tx).await?;
+    sqlx::query("select pg_advisory_xact_lock(hashtext('kit.events'))").execute(&mut *tx).await?;
     sqlx::query("insert into kit.events (topic, payload) values ($1, $2)")
         .bind(topic)
         .bind(payload)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-    sqlx::query("select pg_notify($1, $2)").bind(CHANNEL).bind(topic).execute(&mut **tx).await?;
+    sqlx::query("select pg_notify($1, $2)").bind(CHANNEL).bind(topic).execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -105,8 +102,32 @@ impl Consumer {
         }
     }
 
+    /// Whether events of this consumer's topics wait to be applied (one cheap statement, no lock:
+    /// for hot paths that apply pending events only when there are some).
+    pub async fn pending(&self, db: &PgPool) -> Result<bool> {
+        let pending = sqlx::query_scalar(
+            "select exists(select 1 from kit.events where topic = any($2) and id > \
+             coalesce((select position from kit.event_cursors where consumer = $1), 0))",
+        )
+        .bind(self.name)
+        .bind(self.topics)
+        .fetch_one(db)
+        .await?;
+        Ok(pending)
+    }
+
     /// Runs in the background: catches up at start, on every notification, and every few seconds.
     pub fn spawn(self, db: PgPool) -> tokio::task::JoinHandle<()> {
+        self.spawn_then(db, |_| Box::pin(async {}))
+    }
+
+    /// As [`Consumer::spawn`], and calls `then` with the number applied after each catch-up that
+    /// applied some (to invalidate caches built from what the events change).
+    pub fn spawn_then(
+        self,
+        db: PgPool,
+        then: impl Fn(usize) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut listener = match PgListener::connect_with(&db).await {
                 Ok(mut listener) => match listener.listen(CHANNEL).await {
@@ -122,8 +143,10 @@ impl Consumer {
                 }
             };
             loop {
-                if let Err(err) = self.catch_up(&db).await {
-                    tracing::error!(consumer = self.name, %err, "applying events");
+                match self.catch_up(&db).await {
+                    Ok(0) => {}
+                    Ok(applied) => then(applied).await,
+                    Err(err) => tracing::error!(consumer = self.name, %err, "applying events"),
                 }
                 match listener.as_mut() {
                     Some(listener) => {

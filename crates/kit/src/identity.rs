@@ -135,6 +135,14 @@ fn hmac(key: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
+/// Whether a request to an internal endpoint carries a valid identity signed by a peer with the
+/// internal secret (always false when no secret is configured).
+pub fn signed_internally(key: Option<&IdentityKey>, headers: &http::HeaderMap) -> bool {
+    let Some(key) = key else { return false };
+    let header = headers.get(IDENTITY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    key.verify(header, chrono::Utc::now().timestamp()).is_ok()
+}
+
 /// The caller of the current GraphQL request.
 pub fn caller<'a>(ctx: &async_graphql::Context<'a>) -> Result<&'a Caller> {
     ctx.data::<Caller>().map_err(|_| Error::internal(anyhow::anyhow!("no caller in request context")))

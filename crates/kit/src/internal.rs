@@ -30,11 +30,7 @@ impl Client {
         Self { inner, timeout }
     }
 
-    pub async fn get(
-        &self,
-        url: &str,
-        identity: Option<&str>,
-    ) -> Result<serde_json::Value, InternalError> {
+    pub async fn get(&self, url: &str, identity: Option<&str>) -> Result<serde_json::Value, InternalError> {
         let mut request = http::Request::get(url);
         if let Some(identity) = identity {
             request = request.header(IDENTITY_HEADER, identity);

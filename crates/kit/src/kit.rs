@@ -1,6 +1,6 @@
 //! [`Kit`]: the connections a process opens once at start and shares with its subgraphs.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -8,9 +8,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use tokio::sync::Mutex;
 
+use crate::authz::{Authorizer, HttpAuthorizer, Unconfigured};
 use crate::config::{Config, ConfigError, Secret};
 use crate::db;
 use crate::http::ReadyCheck;
+use crate::identity::IdentityKey;
 use crate::mail::Mailer;
 use crate::pg::EmbeddedPostgres;
 
@@ -26,6 +28,7 @@ pub struct Kit {
     /// Outgoing email: SMTP when configured, else the outbox folder.
     pub mailer: Arc<dyn Mailer>,
     embedded: Mutex<Option<EmbeddedPostgres>>,
+    authorizer: OnceLock<Arc<dyn Authorizer>>,
 }
 
 impl Kit {
@@ -42,7 +45,14 @@ impl Kit {
             }
         };
         let kit = match Self::connect(config, options, embedded.is_some()).await {
-            Ok((config, db, redis)) => Self { config, db, redis, mailer, embedded: Mutex::new(embedded) },
+            Ok((config, db, redis)) => Self {
+                config,
+                db,
+                redis,
+                mailer,
+                embedded: Mutex::new(embedded),
+                authorizer: OnceLock::new(),
+            },
             Err(err) => {
                 if let Some(pg) = embedded {
                     let _ = pg.stop().await;
@@ -59,15 +69,40 @@ impl Kit {
         embedded: bool,
     ) -> anyhow::Result<(Arc<Config>, PgPool, Option<redis::aio::ConnectionManager>)> {
         let options = if embedded { ensure_database(options, EMBEDDED_DATABASE).await? } else { options };
-        let db = db::connect(options, config.db_max_connections).await?;
         if config.migrate {
-            db::migrate(&db).await?;
+            let owner = db::connect(options.clone(), 1).await?;
+            let migrated = db::migrate(&owner).await;
+            owner.close().await;
+            migrated?;
         }
+        let db = db::connect_app(options, config.db_max_connections).await?;
         let redis = match &config.redis_url {
             Some(url) => Some(connect_redis(url).await?),
             None => None,
         };
         Ok((Arc::new(config), db, redis))
+    }
+
+    /// Hands the kit the permissions engine of this process (one-process mode, or the permissions
+    /// service itself). Call before building the subgraphs that ask it; a second call is ignored.
+    pub fn set_authorizer(&self, authorizer: Arc<dyn Authorizer>) {
+        let _ = self.authorizer.set(authorizer);
+    }
+
+    /// Who decides authorization: the engine set by [`Kit::set_authorizer`], else the permissions
+    /// service over HTTP (`PYAIRTABLE_PERMISSIONS_URL`, identity signed with the internal secret),
+    /// else (no secret) an authorizer that refuses with an internal error.
+    pub fn authorizer(&self) -> Arc<dyn Authorizer> {
+        self.authorizer
+            .get_or_init(|| match &self.config.internal_secret {
+                Some(secret) => Arc::new(HttpAuthorizer::new(
+                    &self.config.permissions_url,
+                    IdentityKey::new(secret),
+                    Duration::from_millis(self.config.subgraph_timeout_ms),
+                )),
+                None => Arc::new(Unconfigured),
+            })
+            .clone()
     }
 
     /// Readiness: PostgreSQL (and Redis when configured) answer.

@@ -1,7 +1,9 @@
 //! The shared kit of PyAirtable: what every subgraph and the router stand on.
 
 pub mod authority;
+pub mod authz;
 pub mod config;
+pub mod connection;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -12,6 +14,7 @@ pub mod internal;
 pub mod kit;
 pub mod mail;
 pub mod pg;
+pub mod secrets;
 pub mod subgraph;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -221,6 +221,15 @@ pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret-test-internal-secre
 impl SubgraphHarness {
     /// Builds the subgraph with `build` and serves it.
     pub async fn start(build: fn(&crate::Kit) -> crate::Subgraph) -> Self {
+        Self::start_after(&[], build).await
+    }
+
+    /// Builds `before` on the same kit first (as `serve` does: the permissions subgraph hands the
+    /// kit its engine, so the subgraph under test decides in process), then serves `build`.
+    pub async fn start_after(
+        before: &[fn(&crate::Kit) -> crate::Subgraph],
+        build: fn(&crate::Kit) -> crate::Subgraph,
+    ) -> Self {
         let db = test_database().await;
         let data_dir = tempfile::tempdir().expect("a data dir");
         let vars = [
@@ -231,6 +240,9 @@ impl SubgraphHarness {
         let config = crate::Config::from_vars(vars).expect("test configuration");
         let kit = std::sync::Arc::new(crate::Kit::start(config).await.expect("kit starts"));
         let key = crate::IdentityKey::new(&crate::Secret::new(TEST_INTERNAL_SECRET));
+        for dependency in before {
+            dependency(&kit);
+        }
         let subgraph = build(&kit);
         let server = spawn_app(crate::subgraph::http_app(&subgraph, key.clone(), kit.ready_check())).await;
         Self { server, db, key, kit, _data_dir: data_dir }

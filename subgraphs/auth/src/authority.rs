@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pyairtable_kit::authority::{ApiKeyAnswer, Authority, AuthorityError, SessionAnswer, paths};
-use pyairtable_kit::identity::IDENTITY_HEADER;
 use pyairtable_kit::{Caller, IdentityKey};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -63,9 +62,7 @@ async fn jwks(State(state): State<RouteState>) -> Response {
 }
 
 fn from_router(state: &RouteState, headers: &HeaderMap) -> bool {
-    let Some(key) = &state.key else { return false };
-    let header = headers.get(IDENTITY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    key.verify(header, chrono::Utc::now().timestamp()).is_ok()
+    pyairtable_kit::identity::signed_internally(state.key.as_ref(), headers)
 }
 
 #[derive(Deserialize)]

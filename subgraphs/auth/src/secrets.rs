@@ -1,22 +1,7 @@
 //! Opaque secrets handed to clients (refresh tokens, link tokens, API keys, recovery codes):
 //! 32 random bytes, shown once, stored only as a SHA-256 hash.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use sha2::{Digest, Sha256};
-
-/// A new secret with `prefix` (`rt_`, `pat_`, ...) and its hash.
-pub fn new_secret(prefix: &str) -> (String, Vec<u8>) {
-    let bytes: [u8; 32] = rand::random();
-    let secret = format!("{prefix}{}", B64.encode(bytes));
-    let hash = hash(&secret);
-    (secret, hash)
-}
-
-/// The stored form of a secret.
-pub fn hash(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
+pub use pyairtable_kit::secrets::{hash, new_secret};
 
 /// Ten recovery codes of the form `xxxxx-xxxxx` (lower-case base32, about 50 bits each).
 pub fn recovery_codes() -> Vec<String> {
