@@ -30,7 +30,14 @@ pub struct SubgraphEntry {
 }
 
 /// The subgraphs of the platform.
+/// Permissions comes first: it hands the kit its engine, which the subgraphs after it use in
+/// one process.
 pub const SUBGRAPHS: &[SubgraphEntry] = &[
+    SubgraphEntry {
+        name: pyairtable_permissions::NAME,
+        build: pyairtable_permissions::subgraph,
+        sdl: pyairtable_permissions::sdl,
+    },
     SubgraphEntry {
         name: pyairtable_auth::NAME,
         build: pyairtable_auth::subgraph,
@@ -45,6 +52,11 @@ pub const SUBGRAPHS: &[SubgraphEntry] = &[
         name: pyairtable_tenants::NAME,
         build: pyairtable_tenants::subgraph,
         sdl: pyairtable_tenants::sdl,
+    },
+    SubgraphEntry {
+        name: pyairtable_workspaces::NAME,
+        build: pyairtable_workspaces::subgraph,
+        sdl: pyairtable_workspaces::sdl,
     },
 ];
 

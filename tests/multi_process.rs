@@ -21,32 +21,43 @@ fn env(db_url: &str, data_dir: &std::path::Path) -> HashMap<String, String> {
 }
 
 /// Every subgraph as its own process, and the router over them (`router_args` before the
-/// `--subgraph` flags).
-struct Topology {
-    router: Process,
-    auth: Process,
-    users: Process,
-    tenants: Process,
+/// `--subgraph` flags). Permissions starts first: the others ask it for decisions.
+pub struct Topology {
+    pub router: Process,
+    pub subgraphs: Vec<(&'static str, Process)>,
 }
 
-async fn topology(env: &HashMap<String, String>, router_args: &[&str]) -> Topology {
+const NAMES: [&str; 5] = ["permissions", "auth", "users", "tenants", "workspaces"];
+
+pub async fn topology(env: &HashMap<String, String>, router_args: &[&str]) -> Topology {
     let cwd = std::env::temp_dir();
-    let auth = Process::start(&["subgraph", "auth"], env, &cwd).await;
-    let users = Process::start(&["subgraph", "users"], env, &cwd).await;
-    let tenants = Process::start(&["subgraph", "tenants"], env, &cwd).await;
-    let flags: Vec<String> = [("auth", &auth), ("users", &users), ("tenants", &tenants)]
+    let mut env = env.clone();
+    let mut subgraphs = Vec::new();
+    for name in NAMES {
+        let process = Process::start(&["subgraph", name], &env, &cwd).await;
+        if name == "permissions" {
+            env.insert("PYAIRTABLE_PERMISSIONS_URL".into(), process.base_url.clone());
+        }
+        subgraphs.push((name, process));
+    }
+    let flags: Vec<String> = subgraphs
         .iter()
         .flat_map(|(name, process)| ["--subgraph".to_owned(), format!("{name}={}/graphql", process.base_url)])
         .collect();
     let args: Vec<&str> = router_args.iter().copied().chain(flags.iter().map(String::as_str)).collect();
-    let router = Process::start(&args, env, &cwd).await;
-    Topology { router, auth, users, tenants }
+    let router = Process::start(&args, &env, &cwd).await;
+    Topology { router, subgraphs }
 }
 
 impl Topology {
-    async fn stop(self) {
-        for process in [self.router, self.tenants, self.users, self.auth] {
-            assert!(process.terminate().await.success(), "clean exit on SIGTERM");
+    pub fn subgraph(&self, name: &str) -> &Process {
+        &self.subgraphs.iter().find(|(n, _)| *n == name).expect("a subgraph of the topology").1
+    }
+
+    pub async fn stop(self) {
+        assert!(self.router.terminate().await.success(), "clean exit on SIGTERM");
+        for (name, process) in self.subgraphs.into_iter().rev() {
+            assert!(process.terminate().await.success(), "{name}: clean exit on SIGTERM");
         }
     }
 }
@@ -57,21 +68,29 @@ async fn router_and_subgraphs_as_separate_services() {
     let data_dir = tempfile::tempdir().expect("data dir");
     let t = topology(&env(db.url(), data_dir.path()), &["router"]).await;
 
-    organization_scenario(&t.router.graphql()).await;
+    organization_scenario(&t.router.graphql(), data_dir.path()).await;
     identity_scenario(&t.router.graphql(), data_dir.path()).await;
 
     // Subgraphs answer only the router: a direct call without its signed identity is refused.
     let (status, body) = t
-        .users
+        .subgraph("users")
         .graphql()
         .send("{ user(id: \"0190f3a4-7b1c-7d9e-8f00-123456789abc\") { email } }", json!({}))
         .await;
     assert_eq!(status, 401);
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
-    let forged = t.users.graphql().with_header("x-pyairtable-identity", "v1.eyJzdWIiOiJ4In0.AAAA");
+    let forged =
+        t.subgraph("users").graphql().with_header("x-pyairtable-identity", "v1.eyJzdWIiOiJ4In0.AAAA");
     assert_eq!(forged.send("{ me { id } }", json!({})).await.0, 401);
 
-    for process in [&t.auth, &t.users, &t.tenants, &t.router] {
+    // The permissions service's internal endpoints answer only callers holding the secret.
+    let authorize = format!("{}/internal/authorize", t.subgraph("permissions").base_url);
+    let body = json!({ "subject": "0190f3a4-7b1c-7d9e-8f00-123456789abc", "checks": [] });
+    let status = reqwest::Client::new().post(&authorize).json(&body).send().await.expect("answers").status();
+    assert_eq!(status, 401);
+
+    let processes = t.subgraphs.iter().map(|(_, p)| p).chain([&t.router]);
+    for process in processes {
         assert_eq!(get(&format!("{}/healthz", process.base_url)).await.0, 200);
         assert_eq!(get(&format!("{}/readyz", process.base_url)).await.0, 200);
     }
@@ -85,6 +104,6 @@ async fn the_router_runs_the_checked_in_supergraph_file() {
     // The file names compose-style URLs; the --subgraph flags point each at where it runs here.
     let supergraph = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/supergraph.graphql");
     let t = topology(&env(db.url(), data_dir.path()), &["router", "--supergraph", supergraph]).await;
-    organization_scenario(&t.router.graphql()).await;
+    organization_scenario(&t.router.graphql(), data_dir.path()).await;
     t.stop().await;
 }

@@ -30,7 +30,7 @@ async fn start() -> Started {
 #[tokio::test]
 async fn cross_subgraph_queries_join_through_the_router() {
     let s = start().await;
-    organization_scenario(&s.client).await;
+    organization_scenario(&s.client, s.data_dir.path()).await;
     s.server.stop().await.expect("clean stop");
 }
 

@@ -36,7 +36,7 @@ async fn serve_with_no_configuration_runs_and_stops_its_own_postgresql() {
     let pg_pid = postmaster_pid(&cluster).expect("a running server");
     assert!(alive(pg_pid));
 
-    organization_scenario(&server.graphql()).await;
+    organization_scenario(&server.graphql(), &work.path().join("data")).await;
     let (status, body) = common::get(&format!("{}/readyz", server.base_url)).await;
     assert_eq!(status, 200, "{body}");
 
@@ -58,15 +58,15 @@ async fn serve_with_no_configuration_runs_and_stops_its_own_postgresql() {
     let ada = common::bearer(&router, token.as_str().expect("token"));
     let data = ada
         .data(
-            "{ organizationBySlug(slug: \"acme-corp\") { name members { user { displayName } } } }",
+            "{ organizationBySlug(slug: \"acme-corp\") { name members { edges { node { user { displayName } } } } } }",
             json!({}),
         )
         .await;
     assert_eq!(
         data,
-        json!({ "organizationBySlug": { "name": "Acme Corp", "members": [
-            { "user": { "displayName": "Ada" } }, { "user": { "displayName": "Bob" } }
-        ] } })
+        json!({ "organizationBySlug": { "name": "Acme Corp", "members": { "edges": [
+            { "node": { "user": { "displayName": "Ada" } } }
+        ] } } })
     );
     assert!(server.terminate().await.success());
 }

@@ -112,49 +112,121 @@ pub fn bearer(router: &GraphQLClient, token: &str) -> GraphQLClient {
     router.clone().with_header("authorization", &format!("Bearer {token}"))
 }
 
-/// The walking skeleton's scenario: two users sign up, one creates an organization and adds the
-/// other, and the cross-subgraph query `organization { members { user { displayName } } }` runs
-/// through the router.
-pub async fn organization_scenario(router: &GraphQLClient) {
-    let (_, ada_token, _) = sign_up(router, "ada@example.com", "Ada").await;
-    let (bob, bob_token, _) = sign_up(router, "bob@example.com", "Bob").await;
+/// The link token a mail in the outbox of `data_dir` sent to `to` carries (the newest one).
+pub fn mailed_token(data_dir: &std::path::Path, to: &str) -> String {
+    let mails = pyairtable_kit::testing::outbox(&data_dir.join("outbox"));
+    let mail = mails.iter().rev().find(|m| m.to.contains(to)).unwrap_or_else(|| panic!("a mail to {to}"));
+    let at = mail.text.find("token=").expect("a link") + "token=".len();
+    mail.text[at..].split_whitespace().next().expect("token").to_owned()
+}
+
+/// The error code of a GraphQL answer.
+pub async fn code(client: &GraphQLClient, query: &str, variables: Value) -> String {
+    let (_, body) = client.send(query, variables).await;
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("an error: {body}")).to_owned()
+}
+
+/// The organization flow through the router: create an organization, invite by email (read from
+/// the outbox), accept as a newly signed-up user, share a workspace, see it across subgraphs;
+/// remove the member, and the next request is refused.
+pub async fn organization_scenario(router: &GraphQLClient, data_dir: &std::path::Path) {
+    let (ada_id, ada_token, _) = sign_up(router, "ada@example.com", "Ada").await;
     let ada = bearer(router, &ada_token);
-
-    let create_org = "mutation { createOrganization(input: { name: \"Acme Corp\" }) { id slug } }";
-    let org = ada.data(create_org, json!({})).await["createOrganization"].clone();
+    let create = "mutation { createOrganization(input: { name: \"Acme Corp\" }) {
+        id slug members(first: 10) { totalCount edges { node { role user { displayName } } } } } }";
+    let org = ada.data(create, json!({})).await["createOrganization"].clone();
     assert_eq!(org["slug"], "acme-corp");
-    let add = "mutation($org: ID!, $user: ID!) {
-        addOrganizationMember(input: { organizationId: $org, userId: $user, role: MEMBER }) { role user { displayName } }
-    }";
-    let added = ada.data(add, json!({ "org": org["id"], "user": bob })).await;
-    assert_eq!(added["addOrganizationMember"], json!({ "role": "MEMBER", "user": { "displayName": "Bob" } }));
-
-    // Ada's session now acts in Acme: the new access token carries it as `tid`.
-    let select = "mutation($o: ID!) { selectTenant(organizationId: $o) { accessToken } }";
-    let tenant_token =
-        ada.data(select, json!({ "o": org["id"] })).await["selectTenant"]["accessToken"].clone();
-    let ada = bearer(router, tenant_token.as_str().expect("token"));
-    let query = "query($id: ID!) { organization(id: $id) { name members { role user { displayName } } } }";
-    let data = ada.data(query, json!({ "id": org["id"] })).await;
     assert_eq!(
-        data,
-        json!({ "organization": { "name": "Acme Corp", "members": [
-            { "role": "OWNER", "user": { "displayName": "Ada" } },
-            { "role": "MEMBER", "user": { "displayName": "Bob" } },
+        org["members"],
+        json!({ "totalCount": 1, "edges": [{ "node": { "role": "OWNER", "user": { "displayName": "Ada" } } }] })
+    );
+    let org_id = org["id"].clone();
+
+    let invite = "mutation($o: ID!, $e: String!, $r: OrganizationRole!) {
+        inviteMember(input: { organizationId: $o, email: $e, role: $r }) { id email role status } }";
+    let invited = ada.data(invite, json!({ "o": org_id, "e": "Bob@Example.com", "r": "MEMBER" })).await;
+    assert_eq!(invited["inviteMember"]["status"], "PENDING");
+    assert_eq!(invited["inviteMember"]["email"], "bob@example.com");
+    let token = mailed_token(data_dir, "bob@example.com");
+
+    // Bob signs up afterwards; before accepting he sees nothing of Acme.
+    let (bob_id, bob_token, _) = sign_up(router, "bob@example.com", "Bob").await;
+    let bob = bearer(router, &bob_token);
+    let read_org = "query($id: ID!) { organization(id: $id) { name
+        members(first: 10) { edges { node { role user { displayName } } } } } }";
+    assert_eq!(bob.data(read_org, json!({ "id": org_id })).await["organization"], Value::Null);
+    let ada_profile = "query($id: ID!) { user(id: $id) { displayName } }";
+    assert_eq!(bob.data(ada_profile, json!({ "id": ada_id })).await["user"], Value::Null);
+
+    let accept = "mutation($t: String!) { acceptInvitation(token: $t) { id name } }";
+    let accepted = bob.data(accept, json!({ "t": token })).await;
+    assert_eq!(accepted["acceptInvitation"]["name"], "Acme Corp");
+    assert_eq!(code(&bob, accept, json!({ "t": token })).await, "BAD_USER_INPUT", "an invitation works once");
+    assert_eq!(
+        bob.data(read_org, json!({ "id": org_id })).await["organization"],
+        json!({ "name": "Acme Corp", "members": { "edges": [
+            { "node": { "role": "OWNER", "user": { "displayName": "Ada" } } },
+            { "node": { "role": "MEMBER", "user": { "displayName": "Bob" } } },
         ] } })
     );
+    assert_eq!(bob.data(ada_profile, json!({ "id": ada_id })).await["user"]["displayName"], "Ada");
 
-    // And the other way round: users → tenants → users, as Bob.
-    let query = "{ me { displayName organizations { slug members { user { displayName } } } } }";
-    let data = bearer(router, &bob_token).data(query, json!({})).await;
+    // A workspace: Bob, a plain member, does not see it until he is given a role on it.
+    let create_ws =
+        "mutation($o: ID!) { createWorkspace(organizationId: $o, name: \"Roadmap\") { id name } }";
+    let ws = ada.data(create_ws, json!({ "o": org_id })).await["createWorkspace"].clone();
+    let read_ws = "query($id: ID!) { workspace(id: $id) { name organization { name }
+        collaborators(first: 10) { totalCount edges { node { role directRole user { displayName } } } } } }";
+    assert_eq!(bob.data(read_ws, json!({ "id": ws["id"] })).await["workspace"], Value::Null);
+    let grant = "mutation($u: ID!, $w: ID!) {
+        grantWorkspaceRole(input: { userId: $u, workspaceId: $w, role: EDITOR }) { role } }";
+    let granted = ada.data(grant, json!({ "u": bob_id, "w": ws["id"] })).await;
+    assert_eq!(granted["grantWorkspaceRole"]["role"], "EDITOR");
+    let seen = bob.data(read_ws, json!({ "id": ws["id"] })).await["workspace"].clone();
+    assert_eq!(seen["organization"]["name"], "Acme Corp");
     assert_eq!(
-        data["me"],
-        json!({ "displayName": "Bob", "organizations": [{ "slug": "acme-corp", "members": [
-            { "user": { "displayName": "Ada" } }, { "user": { "displayName": "Bob" } },
-        ] }] })
+        seen["collaborators"],
+        json!({ "totalCount": 2, "edges": [
+            { "node": { "role": "OWNER", "directRole": "OWNER", "user": { "displayName": "Ada" } } },
+            { "node": { "role": "EDITOR", "directRole": "EDITOR", "user": { "displayName": "Bob" } } },
+        ] })
     );
+    let mine =
+        "query($w: ID!) { myPermissions(resource: { type: WORKSPACE, id: $w }) { workspaceRole actions } }";
+    let perms = bob.data(mine, json!({ "w": ws["id"] })).await["myPermissions"].clone();
+    assert_eq!(perms["workspaceRole"], "EDITOR");
+    let actions: Vec<&str> =
+        perms["actions"].as_array().expect("actions").iter().filter_map(Value::as_str).collect();
+    assert!(actions.contains(&"edit") && !actions.contains(&"delete"), "{actions:?}");
+    let delete_ws = "mutation($w: ID!) { deleteWorkspace(workspaceId: $w) }";
+    assert_eq!(code(&bob, delete_ws, json!({ "w": ws["id"] })).await, "FORBIDDEN");
+    assert_eq!(
+        code(&bob, invite, json!({ "o": org_id, "e": "eve@example.com", "r": "ADMIN" })).await,
+        "FORBIDDEN"
+    );
+
+    // users → permissions → tenants → workspaces, as Bob.
+    let tree = "{ me { displayName organizations(first: 5) { edges { node { slug
+        workspaces(first: 5) { edges { node { name } } } } } } workspaces { totalCount } } }";
+    assert_eq!(
+        bob.data(tree, json!({})).await["me"],
+        json!({ "displayName": "Bob", "organizations": { "edges": [{ "node": { "slug": "acme-corp",
+            "workspaces": { "edges": [{ "node": { "name": "Roadmap" } }] } } }] },
+            "workspaces": { "totalCount": 1 } })
+    );
+
+    // The last owner stays; removing Bob takes effect on his next request.
+    let leave = "mutation($o: ID!) { leaveOrganization(organizationId: $o) }";
+    assert_eq!(code(&ada, leave, json!({ "o": org_id })).await, "CONFLICT");
+    let remove = "mutation($o: ID!, $u: ID!) { removeMember(input: { organizationId: $o, userId: $u }) }";
+    assert_eq!(ada.data(remove, json!({ "o": org_id, "u": bob_id })).await["removeMember"], true);
+    assert_eq!(bob.data(read_org, json!({ "id": org_id })).await["organization"], Value::Null);
+    assert_eq!(bob.data(read_ws, json!({ "id": ws["id"] })).await["workspace"], Value::Null);
+    assert_eq!(code(&bob, mine, json!({ "w": ws["id"] })).await, "NOT_FOUND");
+    assert_eq!(bob.data(ada_profile, json!({ "id": ada_id })).await["user"], Value::Null);
+
     // Without a token, nothing but the public mutations.
-    let (_, body) = router.send(query, json!({})).await;
+    let (_, body) = router.send(tree, json!({})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{body}");
 }
 
@@ -162,10 +234,7 @@ pub async fn organization_scenario(router: &GraphQLClient) {
 /// from the outbox in `data_dir`) → log in → `me` → refresh → log out → the old token is refused.
 pub async fn identity_scenario(router: &GraphQLClient, data_dir: &std::path::Path) {
     let (_, _, _) = sign_up(router, "grace@example.com", "Grace").await;
-    let mails = pyairtable_kit::testing::outbox(&data_dir.join("outbox"));
-    let mail = mails.iter().find(|m| m.to.contains("grace@example.com")).expect("a verification email");
-    let at = mail.text.find("token=").expect("a link") + "token=".len();
-    let link = mail.text[at..].split_whitespace().next().expect("token");
+    let link = mailed_token(data_dir, "grace@example.com");
     let verified =
         router.data("mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": link })).await;
     assert_eq!(verified["verifyEmail"], true);

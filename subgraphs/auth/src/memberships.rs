@@ -17,7 +17,7 @@ struct Membership {
 }
 
 pub fn consumer() -> Consumer {
-    Consumer { name: "auth.memberships", topics: &["member.added", "member.removed"], handler: apply }
+    Consumer { name: "auth.memberships", topics: &["member.joined", "member.removed"], handler: apply }
 }
 
 fn apply<'a>(
@@ -26,7 +26,7 @@ fn apply<'a>(
 ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
     Box::pin(async move {
         let member: Membership = event.parse()?;
-        if event.topic == "member.added" {
+        if event.topic == "member.joined" {
             sqlx::query(
                 "insert into auth.memberships (user_id, tenant_id) values ($1, $2) on conflict do nothing",
             )

@@ -580,7 +580,7 @@ async fn a_session_acts_in_a_tenant_it_belongs_to() {
         }
     };
     // What the tenants subgraph publishes when the user joins an organization.
-    publish("member.added", mine).await;
+    publish("member.joined", mine).await;
     let select = "mutation($o: ID!) { selectTenant(organizationId: $o) { accessToken expiresIn } }";
     let me = signed_in(&h, &account);
     let token = me.data(select, json!({ "o": mine })).await["selectTenant"]["accessToken"].clone();

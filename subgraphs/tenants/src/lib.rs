@@ -1,5 +1,5 @@
-//! The tenants subgraph: organizations and their members. Members reference `User` by key only;
-//! the router fetches user fields from the users subgraph.
+//! The tenants subgraph: organizations (soft deletion with a grace period) and invitations by
+//! email. Who is a member with which role belongs to the permissions subgraph.
 
 mod schema;
 mod service;
@@ -8,7 +8,7 @@ mod store;
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use pyairtable_kit::{Kit, Subgraph};
+use pyairtable_kit::{Kit, Subgraph, authz};
 
 pub use schema::{Mutation, Query, TenantsSchema};
 
@@ -17,12 +17,18 @@ pub const NAME: &str = "tenants";
 
 /// The subgraph, with its data sources from `kit`.
 pub fn subgraph(kit: &Kit) -> Subgraph {
-    let db = kit.db.clone();
+    let authorizer = kit.authorizer();
+    let service = service::Tenants::new(
+        kit.db.clone(),
+        authorizer.clone(),
+        kit.mailer.clone(),
+        kit.config.public_url.clone(),
+    );
+    service.spawn_purge();
     let schema = schema::builder()
-        .data(service::Tenants::new(db.clone()))
-        .data(DataLoader::new(store::OrganizationLoader(db.clone()), tokio::spawn))
-        .data(DataLoader::new(store::MembersLoader(db.clone()), tokio::spawn))
-        .data(DataLoader::new(store::MembershipsLoader(db), tokio::spawn))
+        .data(service.clone())
+        .data(authz::loader(authorizer))
+        .data(DataLoader::new(schema::OrganizationLoader(service), tokio::spawn))
         .finish();
     Subgraph::new(NAME, sdl(), Arc::new(schema))
 }

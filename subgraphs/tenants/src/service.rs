@@ -1,123 +1,295 @@
-//! Domain rules of the tenants subgraph.
+//! Domain rules of the tenants subgraph: organizations and invitations. Who may do what is the
+//! permissions subgraph's policy (asked through the kit's authorizer); this service keeps the
+//! rest (names, slugs, grace periods, tokens).
 
-use async_graphql::Enum;
-use pyairtable_kit::input::parse_text;
-use pyairtable_kit::{Caller, Error, Result};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::Utc;
+use pyairtable_kit::authz::{Authorizer, Check, OrganizationRole, Resource};
+use pyairtable_kit::db::{Scope, scoped};
+use pyairtable_kit::events::publish;
+use pyairtable_kit::input::{parse_email, parse_text};
+use pyairtable_kit::mail::{Email, Mailer};
+use pyairtable_kit::secrets;
+use pyairtable_kit::{Error, Result};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::store::{self, MemberRow, OrganizationRow};
+use crate::store::{self, InvitationRow, NewInvitation, OrganizationRow};
 
-/// A role in an organization, highest first.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-pub enum OrganizationRole {
-    Owner,
-    Admin,
-    Member,
-    Guest,
-}
-
-impl OrganizationRole {
-    /// The stored form (`tenants.members.role`).
-    pub fn as_db(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Admin => "admin",
-            Self::Member => "member",
-            Self::Guest => "guest",
-        }
-    }
-
-    /// Reads the stored form; anything else is a broken invariant, not a client error.
-    pub fn from_db(value: &str) -> Result<Self> {
-        match value {
-            "owner" => Ok(Self::Owner),
-            "admin" => Ok(Self::Admin),
-            "member" => Ok(Self::Member),
-            "guest" => Ok(Self::Guest),
-            other => Err(Error::internal(anyhow::anyhow!("unknown role {other:?} in tenants.members"))),
-        }
-    }
-}
-
-/// Tells other subgraphs (auth: which tenants a user may act in) that a member joined.
-async fn member_added(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    organization_id: Uuid,
-    user_id: Uuid,
-    role: OrganizationRole,
-) -> Result<()> {
-    let payload =
-        serde_json::json!({ "organization_id": organization_id, "user_id": user_id, "role": role.as_db() });
-    pyairtable_kit::events::publish(tx, "member.added", &payload).await
-}
-
-pub struct NewOrganization {
-    pub name: String,
-    pub slug: Option<String>,
-    pub owner_id: Uuid,
-}
-
-pub struct NewMember {
-    pub organization_id: Uuid,
-    pub user_id: Uuid,
-    pub role: OrganizationRole,
-}
+/// How long a deleted organization can be restored before it is purged.
+pub const GRACE_DAYS: i32 = 30;
+/// How long an invitation link works.
+const INVITATION_DAYS: i64 = 7;
+/// How often purging runs.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The tenants service.
 #[derive(Clone)]
 pub struct Tenants {
     db: PgPool,
+    authorizer: Arc<dyn Authorizer>,
+    mailer: Arc<dyn Mailer>,
+    public_url: String,
 }
 
 impl Tenants {
-    pub fn new(db: PgPool) -> Self {
-        Self { db }
+    pub fn new(
+        db: PgPool,
+        authorizer: Arc<dyn Authorizer>,
+        mailer: Arc<dyn Mailer>,
+        public_url: String,
+    ) -> Self {
+        Self { db, authorizer, mailer, public_url }
     }
 
-    /// Creates an organization and makes `owner_id` its owner, in one transaction.
+    pub fn db(&self) -> &PgPool {
+        &self.db
+    }
+
+    async fn require(&self, caller: Uuid, action: &str, organization: Uuid) -> Result<()> {
+        let check = Check::new(action, Resource::Organization { id: organization });
+        let decision = self.authorizer.decide(caller, std::slice::from_ref(&check)).await?;
+        decision.first().copied().unwrap_or(pyairtable_kit::authz::Decision::Hide).into_result(&check)
+    }
+
+    /// Creates an organization; the creator becomes its owner (through `organization.created`).
     #[tracing::instrument(skip_all)]
-    pub async fn create(&self, new: NewOrganization) -> Result<OrganizationRow> {
-        let name = parse_text("name", &new.name, 100)?;
-        let slug = match new.slug {
-            Some(slug) => parse_slug(&slug)?,
+    pub async fn create(&self, caller: Uuid, name: &str, slug: Option<&str>) -> Result<OrganizationRow> {
+        let name = parse_text("name", name, 100)?;
+        let slug = match slug {
+            Some(slug) => parse_slug(slug)?,
             None => slug_from_name(&name)?,
         };
-        let mut tx = self.db.begin().await?;
-        let org = store::insert_organization(&mut tx, Uuid::now_v7(), &name, &slug).await?;
-        store::insert_member(&mut tx, org.id, new.owner_id, OrganizationRole::Owner.as_db()).await?;
-        member_added(&mut tx, org.id, new.owner_id, OrganizationRole::Owner).await?;
+        let id = Uuid::now_v7();
+        let mut tx = scoped(&self.db, &Scope::tenant(id)).await?;
+        let org = store::insert_organization(&mut tx, id, &name, &slug, caller).await?;
+        let payload = serde_json::json!({ "organization_id": id, "owner_id": caller, "name": name });
+        publish(&mut tx, "organization.created", &payload).await?;
+        tx.commit().await?;
+        self.authorizer.sync().await?;
+        Ok(org)
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %id))]
+    pub async fn rename(&self, caller: Uuid, id: Uuid, name: &str) -> Result<OrganizationRow> {
+        let name = parse_text("name", name, 100)?;
+        self.require(caller, "update", id).await?;
+        let mut tx = scoped(&self.db, &Scope::tenant(id)).await?;
+        let org = store::rename(&mut tx, id, &name).await?.ok_or_else(not_found)?;
+        publish(&mut tx, "organization.renamed", &serde_json::json!({ "organization_id": id, "name": name }))
+            .await?;
         tx.commit().await?;
         Ok(org)
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %new.organization_id))]
-    pub async fn add_member(&self, caller: &Caller, new: NewMember) -> Result<MemberRow> {
-        let me = caller.require_user()?;
-        let mut tx = self.db.begin().await?;
-        let my_role = store::role_of(&mut tx, new.organization_id, me).await?;
-        let Some(my_role) = my_role.as_deref().map(OrganizationRole::from_db).transpose()? else {
-            return Err(Error::NotFound("no such organization".into()));
-        };
-        if !matches!(my_role, OrganizationRole::Owner | OrganizationRole::Admin) {
-            return Err(Error::Forbidden("only owners and admins add members".into()));
-        }
-        if new.role == OrganizationRole::Owner && my_role != OrganizationRole::Owner {
-            return Err(Error::Forbidden("only owners make owners".into()));
-        }
-        let member =
-            store::insert_member(&mut tx, new.organization_id, new.user_id, new.role.as_db()).await?;
-        member_added(&mut tx, new.organization_id, new.user_id, new.role).await?;
-        tx.commit().await?;
-        Ok(member)
+    /// Deletes softly: the organization disappears at once and can be restored for
+    /// [`GRACE_DAYS`], then it is purged.
+    #[tracing::instrument(skip_all, fields(organization_id = %id))]
+    pub async fn delete(&self, caller: Uuid, id: Uuid) -> Result<OrganizationRow> {
+        self.require(caller, "delete", id).await?;
+        self.set_deleted(id, true).await
     }
 
-    pub async fn by_slug(&self, slug: &str) -> Result<Option<OrganizationRow>> {
-        match parse_slug(slug) {
-            Ok(slug) => store::organization_by_slug(&self.db, &slug).await,
-            Err(_) => Ok(None),
+    #[tracing::instrument(skip_all, fields(organization_id = %id))]
+    pub async fn restore(&self, caller: Uuid, id: Uuid) -> Result<OrganizationRow> {
+        self.require(caller, "delete", id).await?;
+        self.set_deleted(id, false).await
+    }
+
+    async fn set_deleted(&self, id: Uuid, deleted: bool) -> Result<OrganizationRow> {
+        let mut tx = scoped(&self.db, &Scope::tenant(id)).await?;
+        let org = store::set_deleted(&mut tx, id, deleted, GRACE_DAYS).await?.ok_or_else(not_found)?;
+        let topic = if deleted { "organization.deleted" } else { "organization.restored" };
+        publish(&mut tx, topic, &serde_json::json!({ "organization_id": id })).await?;
+        tx.commit().await?;
+        self.authorizer.sync().await?;
+        Ok(org)
+    }
+
+    /// An organization the caller may see, by slug.
+    pub async fn by_slug(&self, caller: Uuid, slug: &str) -> Result<Option<OrganizationRow>> {
+        let Ok(slug) = parse_slug(slug) else { return Ok(None) };
+        let mine = self.authorizer.organizations_of(caller).await?;
+        let mut tx = scoped(&self.db, &Scope::tenants(mine)).await?;
+        let org = store::organization_by_slug(&mut tx, &slug).await?;
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    /// Invites an address, at or below the inviter's own role; the link goes by email.
+    #[tracing::instrument(skip_all, fields(organization_id = %organization))]
+    pub async fn invite(
+        &self,
+        caller: Uuid,
+        organization: Uuid,
+        email: &str,
+        role: OrganizationRole,
+    ) -> Result<InvitationRow> {
+        let email = parse_email(email)?;
+        let role = role.as_str();
+        self.require(caller, &format!("invite_{role}"), organization).await?;
+        let (token, hash) = new_token(organization);
+        let mut tx = scoped(&self.db, &Scope::tenant(organization)).await?;
+        let org =
+            store::organizations(&mut tx, &[organization]).await?.pop().filter(|o| o.deleted_at.is_none());
+        let org = org.ok_or_else(not_found)?;
+        let new = NewInvitation {
+            tenant_id: organization,
+            email: &email,
+            role,
+            token_hash: &hash,
+            invited_by: caller,
+            expires_at: Utc::now() + chrono::Duration::days(INVITATION_DAYS),
+        };
+        let invitation = store::insert_invitation(&mut tx, &new).await?;
+        let payload = serde_json::json!({
+            "organization_id": organization, "invitation_id": invitation.id, "email": email,
+            "role": role, "invited_by": caller,
+        });
+        publish(&mut tx, "member.invited", &payload).await?;
+        tx.commit().await?;
+        self.send_invitation(&org.name, &invitation, &token).await;
+        Ok(invitation)
+    }
+
+    /// Sends a pending invitation again, with a new link (the old one stops working).
+    pub async fn resend(&self, caller: Uuid, id: Uuid) -> Result<InvitationRow> {
+        let (invitation, mut tx) = self.pending(caller, id).await?;
+        self.require(caller, &format!("invite_{}", invitation.role), invitation.tenant_id).await?;
+        let (token, hash) = new_token(invitation.tenant_id);
+        let expires = Utc::now() + chrono::Duration::days(INVITATION_DAYS);
+        let invitation = store::renew_invitation(&mut tx, id, &hash, expires).await?;
+        let org =
+            store::organizations(&mut tx, &[invitation.tenant_id]).await?.pop().ok_or_else(not_found)?;
+        tx.commit().await?;
+        self.send_invitation(&org.name, &invitation, &token).await;
+        Ok(invitation)
+    }
+
+    pub async fn revoke(&self, caller: Uuid, id: Uuid) -> Result<InvitationRow> {
+        let (invitation, mut tx) = self.pending(caller, id).await?;
+        self.require(caller, "manage_members", invitation.tenant_id).await?;
+        let invitation = store::close_invitation(&mut tx, id, "revoked", None).await?;
+        let payload = serde_json::json!({ "organization_id": invitation.tenant_id, "invitation_id": id });
+        publish(&mut tx, "invitation.revoked", &payload).await?;
+        tx.commit().await?;
+        Ok(invitation)
+    }
+
+    /// A pending invitation in one of the caller's organizations, locked.
+    async fn pending(
+        &self,
+        caller: Uuid,
+        id: Uuid,
+    ) -> Result<(InvitationRow, sqlx::Transaction<'static, sqlx::Postgres>)> {
+        let mine = self.authorizer.organizations_of(caller).await?;
+        let mut tx = scoped(&self.db, &Scope::tenants(mine)).await?;
+        let invitation = store::invitation_for_update(&mut tx, id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such invitation".into()))?;
+        if invitation.status != "pending" {
+            return Err(Error::Conflict(format!("this invitation is {}", invitation.status)));
+        }
+        Ok((invitation, tx))
+    }
+
+    /// Accepts an invitation with the token from its email: the caller joins with its role
+    /// (through `invitation.accepted`).
+    #[tracing::instrument(skip_all)]
+    pub async fn accept(&self, caller: Uuid, token: &str) -> Result<OrganizationRow> {
+        let invalid = || Error::bad_input("token", "the invitation is invalid, used, revoked or expired");
+        let organization = token_tenant(token).ok_or_else(invalid)?;
+        let mut tx = scoped(&self.db, &Scope::tenant(organization)).await?;
+        let invitation =
+            store::invitation_by_token(&mut tx, &secrets::hash(token)).await?.ok_or_else(invalid)?;
+        if invitation.status != "pending" || invitation.expires_at <= Utc::now() {
+            return Err(invalid());
+        }
+        let org = store::organizations(&mut tx, &[organization]).await?.pop();
+        let org = org.filter(|o| o.deleted_at.is_none()).ok_or_else(invalid)?;
+        store::close_invitation(&mut tx, invitation.id, "accepted", Some(caller)).await?;
+        let payload = serde_json::json!({
+            "organization_id": organization, "invitation_id": invitation.id, "user_id": caller,
+            "role": invitation.role,
+        });
+        publish(&mut tx, "invitation.accepted", &payload).await?;
+        tx.commit().await?;
+        self.authorizer.sync().await?;
+        Ok(org)
+    }
+
+    async fn send_invitation(&self, organization: &str, invitation: &InvitationRow, token: &str) {
+        let text = format!(
+            "You are invited to join {organization} on PyAirtable as {role}.\n\n\
+             Accept the invitation: {base}/accept-invitation?token={token}\n\n\
+             The link works once, for {INVITATION_DAYS} days.",
+            role = invitation.role,
+            base = self.public_url,
+        );
+        let email = Email {
+            to: invitation.email.clone(),
+            subject: format!("Join {organization} on PyAirtable"),
+            text,
+            html: None,
+        };
+        if let Err(err) = self.mailer.send(email).await {
+            tracing::error!(%err, "sending an invitation; it can be resent");
         }
     }
+
+    /// Purges organizations whose grace period is over, every hour, in the background.
+    pub fn spawn_purge(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = this.purge().await {
+                    tracing::error!(%err, "purging deleted organizations");
+                }
+                tokio::time::sleep(PURGE_EVERY).await;
+                if this.db.is_closed() {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Deletes organizations past their grace period and tells other subgraphs.
+    pub async fn purge(&self) -> Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let purged = store::purge(&mut tx, GRACE_DAYS).await?;
+        for id in &purged {
+            publish(&mut tx, "organization.purged", &serde_json::json!({ "organization_id": id })).await?;
+        }
+        tx.commit().await?;
+        Ok(purged.len())
+    }
+}
+
+fn not_found() -> Error {
+    Error::NotFound("no such organization".into())
+}
+
+/// `inv_<organization id><32 random bytes>`, URL-safe: the organization id lets the token be
+/// looked up inside that tenant's rows only.
+fn new_token(organization: Uuid) -> (String, Vec<u8>) {
+    let random: [u8; 32] = rand::random();
+    let mut bytes = organization.as_bytes().to_vec();
+    bytes.extend_from_slice(&random);
+    let token = format!("inv_{}", B64.encode(bytes));
+    let hash = secrets::hash(&token);
+    (token, hash)
+}
+
+fn token_tenant(token: &str) -> Option<Uuid> {
+    let bytes = B64.decode(token.strip_prefix("inv_")?).ok()?;
+    if bytes.len() != 48 {
+        return None;
+    }
+    Uuid::from_slice(bytes.get(..16)?).ok()
 }
 
 /// Lower-case letters and digits in dash-separated words, 3..=48 characters.
@@ -164,15 +336,13 @@ mod tests {
     }
 
     #[test]
-    fn roles_round_trip_through_storage() {
-        for role in [
-            OrganizationRole::Owner,
-            OrganizationRole::Admin,
-            OrganizationRole::Member,
-            OrganizationRole::Guest,
-        ] {
-            assert_eq!(OrganizationRole::from_db(role.as_db()).expect("known"), role);
+    fn invitation_tokens_name_their_tenant_and_nothing_else_parses() {
+        let org = Uuid::now_v7();
+        let (token, hash) = new_token(org);
+        assert_eq!(token_tenant(&token), Some(org));
+        assert_eq!(hash, secrets::hash(&token));
+        for bad in ["", "inv_", "inv_!!!", "pat_abc", &token[..token.len() - 2]] {
+            assert_eq!(token_tenant(bad), None, "{bad:?}");
         }
-        assert!(OrganizationRole::from_db("root").is_err());
     }
 }

@@ -1,12 +1,11 @@
-//! SQL of the tenants subgraph; it reads and writes the `tenants` schema only.
+//! SQL of the tenants subgraph; it reads and writes the `tenants` schema only, always in a
+//! transaction scoped by row-level security (kit::db::Scope).
 
-use std::collections::HashMap;
-
-use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
+use pyairtable_kit::connection::{PageArgs, window_sql};
 use pyairtable_kit::error::unique_violation;
 use pyairtable_kit::{Error, Result};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// A row of `tenants.organizations`.
@@ -15,34 +14,46 @@ pub struct OrganizationRow {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
+    pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// A row of `tenants.members`.
+const ORGANIZATION: &str = "id, name, slug, deleted_at, created_at, updated_at";
+
+/// A row of `tenants.invitations`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MemberRow {
-    pub organization_id: Uuid,
-    pub user_id: Uuid,
+pub struct InvitationRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
     pub role: String,
-    pub joined_at: DateTime<Utc>,
+    pub invited_by: Uuid,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
 }
 
-#[tracing::instrument(skip_all)]
+const INVITATION: &str =
+    "id, tenant_id, email, role, invited_by, status, expires_at, accepted_by, created_at";
+
 pub async fn insert_organization(
-    tx: &mut PgConnection,
+    db: &mut PgConnection,
     id: Uuid,
     name: &str,
     slug: &str,
+    created_by: Uuid,
 ) -> Result<OrganizationRow> {
-    sqlx::query_as(
-        "insert into tenants.organizations (id, name, slug) values ($1, $2, $3) \
-         returning id, name, slug, created_at, updated_at",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into tenants.organizations (id, name, slug, created_by) values ($1, $2, $3, $4) \
+         returning {ORGANIZATION}"
+    )))
     .bind(id)
     .bind(name)
     .bind(slug)
-    .fetch_one(tx)
+    .bind(created_by)
+    .fetch_one(db)
     .await
     .map_err(|err| match unique_violation(&err) {
         Some("organizations_slug_key") => Error::Conflict(format!("the slug {slug:?} is taken")),
@@ -50,135 +61,180 @@ pub async fn insert_organization(
     })
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn insert_member(
-    tx: &mut PgConnection,
-    organization_id: Uuid,
-    user_id: Uuid,
-    role: &str,
-) -> Result<MemberRow> {
-    sqlx::query_as(
-        "insert into tenants.members (organization_id, user_id, role) values ($1, $2, $3) \
-         returning organization_id, user_id, role, joined_at",
-    )
-    .bind(organization_id)
-    .bind(user_id)
-    .bind(role)
-    .fetch_one(tx)
-    .await
-    .map_err(|err| match unique_violation(&err) {
-        Some("members_pkey") => Error::Conflict("this user is already a member".into()),
-        _ => err.into(),
-    })
-}
-
-pub async fn organization_by_slug(db: &PgPool, slug: &str) -> Result<Option<OrganizationRow>> {
-    let row = sqlx::query_as(
-        "select id, name, slug, created_at, updated_at from tenants.organizations where slug = $1",
-    )
-    .bind(slug)
-    .fetch_optional(db)
-    .await?;
-    Ok(row)
-}
-
-#[tracing::instrument(skip_all, fields(count = ids.len()))]
-pub async fn organizations_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<OrganizationRow>> {
-    let rows = sqlx::query_as(
-        "select id, name, slug, created_at, updated_at from tenants.organizations where id = any($1)",
-    )
+/// Organizations by id (deleted ones included: callers decide).
+pub async fn organizations(db: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<OrganizationRow>> {
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ORGANIZATION} from tenants.organizations where id = any($1)"
+    )))
     .bind(ids)
     .fetch_all(db)
     .await?;
     Ok(rows)
 }
 
-#[tracing::instrument(skip_all, fields(count = organization_ids.len()))]
-pub async fn members_of(db: &PgPool, organization_ids: &[Uuid]) -> Result<Vec<MemberRow>> {
-    let rows = sqlx::query_as(
-        "select organization_id, user_id, role, joined_at from tenants.members \
-         where organization_id = any($1) order by joined_at, user_id",
-    )
-    .bind(organization_ids)
-    .fetch_all(db)
+pub async fn organization_by_slug(db: &mut PgConnection, slug: &str) -> Result<Option<OrganizationRow>> {
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ORGANIZATION} from tenants.organizations where slug = $1 and deleted_at is null"
+    )))
+    .bind(slug)
+    .fetch_optional(db)
     .await?;
+    Ok(row)
+}
+
+pub async fn rename(db: &mut PgConnection, id: Uuid, name: &str) -> Result<Option<OrganizationRow>> {
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "update tenants.organizations set name = $2 where id = $1 and deleted_at is null returning {ORGANIZATION}"
+    )))
+    .bind(id)
+    .bind(name)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+/// Marks deleted (`true`) or restores within `grace_days` (`false`).
+pub async fn set_deleted(
+    db: &mut PgConnection,
+    id: Uuid,
+    deleted: bool,
+    grace_days: i32,
+) -> Result<Option<OrganizationRow>> {
+    let sql = if deleted {
+        format!(
+            "update tenants.organizations set deleted_at = now() where id = $1 and deleted_at is null \
+             and $2::int is not null returning {ORGANIZATION}"
+        )
+    } else {
+        format!(
+            "update tenants.organizations set deleted_at = null where id = $1 \
+             and deleted_at > now() - make_interval(days => $2) returning {ORGANIZATION}"
+        )
+    };
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(grace_days).fetch_optional(db).await?;
+    Ok(row)
+}
+
+/// Deletes organizations whose grace period is over (across tenants, through the one
+/// security-definer function that may), returning their ids.
+pub async fn purge(db: &mut PgConnection, grace_days: i32) -> Result<Vec<Uuid>> {
+    let ids = sqlx::query_scalar("select tenants.purge_deleted_organizations(make_interval(days => $1))")
+        .bind(grace_days)
+        .fetch_all(db)
+        .await?;
+    Ok(ids)
+}
+
+pub struct NewInvitation<'a> {
+    pub tenant_id: Uuid,
+    pub email: &'a str,
+    pub role: &'a str,
+    pub token_hash: &'a [u8],
+    pub invited_by: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert_invitation(db: &mut PgConnection, new: &NewInvitation<'_>) -> Result<InvitationRow> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into tenants.invitations (id, tenant_id, email, role, token_hash, invited_by, expires_at) \
+         values ($1, $2, $3, $4, $5, $6, $7) returning {INVITATION}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(new.tenant_id)
+    .bind(new.email)
+    .bind(new.role)
+    .bind(new.token_hash)
+    .bind(new.invited_by)
+    .bind(new.expires_at)
+    .fetch_one(db)
+    .await
+    .map_err(|err| match unique_violation(&err) {
+        Some("invitations_pending_email_key") => {
+            Error::Conflict("this address already has a pending invitation; resend it instead".into())
+        }
+        _ => err.into(),
+    })
+}
+
+pub async fn invitation_for_update(db: &mut PgConnection, id: Uuid) -> Result<Option<InvitationRow>> {
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {INVITATION} from tenants.invitations where id = $1 for update"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+pub async fn invitation_by_token(db: &mut PgConnection, hash: &[u8]) -> Result<Option<InvitationRow>> {
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {INVITATION} from tenants.invitations where token_hash = $1 for update"
+    )))
+    .bind(hash)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+pub async fn renew_invitation(
+    db: &mut PgConnection,
+    id: Uuid,
+    hash: &[u8],
+    expires_at: DateTime<Utc>,
+) -> Result<InvitationRow> {
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "update tenants.invitations set token_hash = $2, expires_at = $3 where id = $1 returning {INVITATION}"
+    )))
+    .bind(id)
+    .bind(hash)
+    .bind(expires_at)
+    .fetch_one(db)
+    .await?;
+    Ok(row)
+}
+
+pub async fn close_invitation(
+    db: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    accepted_by: Option<Uuid>,
+) -> Result<InvitationRow> {
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "update tenants.invitations set status = $2, accepted_by = $3 where id = $1 returning {INVITATION}"
+    )))
+    .bind(id)
+    .bind(status)
+    .bind(accepted_by)
+    .fetch_one(db)
+    .await?;
+    Ok(row)
+}
+
+/// A page of invitations per organization, batched.
+pub async fn invitations_page(
+    db: &mut PgConnection,
+    tenants: &[Uuid],
+    args: &PageArgs,
+) -> Result<Vec<InvitationRow>> {
+    let source = format!(
+        "select {INVITATION}, tenant_id as parent from tenants.invitations where tenant_id = any($1)"
+    );
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(window_sql(&source, args, 2)))
+        .bind(tenants)
+        .bind(args.after)
+        .bind(args.before)
+        .bind(args.fetch())
+        .fetch_all(db)
+        .await?;
     Ok(rows)
 }
 
-/// Organizations of each user, with the user id they were found for.
-#[tracing::instrument(skip_all, fields(count = user_ids.len()))]
-pub async fn organizations_of(db: &PgPool, user_ids: &[Uuid]) -> Result<Vec<(Uuid, OrganizationRow)>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        user_id: Uuid,
-        #[sqlx(flatten)]
-        organization: OrganizationRow,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "select m.user_id, o.id, o.name, o.slug, o.created_at, o.updated_at \
-         from tenants.members m join tenants.organizations o on o.id = m.organization_id \
-         where m.user_id = any($1) order by m.joined_at, o.id",
+pub async fn count_invitations(db: &mut PgConnection, tenants: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
+    let rows = sqlx::query_as(
+        "select tenant_id, count(*) from tenants.invitations where tenant_id = any($1) group by tenant_id",
     )
-    .bind(user_ids)
+    .bind(tenants)
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.user_id, r.organization)).collect())
-}
-
-/// Batches organization lookups of one request.
-pub struct OrganizationLoader(pub PgPool);
-
-impl Loader<Uuid> for OrganizationLoader {
-    type Value = OrganizationRow;
-    type Error = Error;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, OrganizationRow>> {
-        let rows = organizations_by_ids(&self.0, keys).await?;
-        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
-    }
-}
-
-/// Batches member lists of organizations.
-pub struct MembersLoader(pub PgPool);
-
-impl Loader<Uuid> for MembersLoader {
-    type Value = Vec<MemberRow>;
-    type Error = Error;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<MemberRow>>> {
-        let mut by_org: HashMap<Uuid, Vec<MemberRow>> = HashMap::new();
-        for row in members_of(&self.0, keys).await? {
-            by_org.entry(row.organization_id).or_default().push(row);
-        }
-        Ok(by_org)
-    }
-}
-
-/// Batches the organizations of users.
-pub struct MembershipsLoader(pub PgPool);
-
-impl Loader<Uuid> for MembershipsLoader {
-    type Value = Vec<OrganizationRow>;
-    type Error = Error;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<OrganizationRow>>> {
-        let mut by_user: HashMap<Uuid, Vec<OrganizationRow>> = HashMap::new();
-        for (user_id, org) in organizations_of(&self.0, keys).await? {
-            by_user.entry(user_id).or_default().push(org);
-        }
-        Ok(by_user)
-    }
-}
-
-/// The role of `user_id` in the organization, locked for the transaction; `None` when either
-/// does not exist or the user is not a member.
-pub async fn role_of(db: &mut PgConnection, organization_id: Uuid, user_id: Uuid) -> Result<Option<String>> {
-    let role = sqlx::query_scalar(
-        "select role from tenants.members where organization_id = $1 and user_id = $2 for share",
-    )
-    .bind(organization_id)
-    .bind(user_id)
-    .fetch_optional(db)
-    .await?;
-    Ok(role)
+    Ok(rows)
 }

@@ -21,7 +21,11 @@ pub const NAME: &str = "users";
 pub fn subgraph(kit: &Kit) -> Subgraph {
     let service = service::Users::new(kit.db.clone());
     let loader = DataLoader::new(store::UserLoader(kit.db.clone()), tokio::spawn);
-    let schema = schema::builder().data(service).data(loader).finish();
+    let schema = schema::builder()
+        .data(service)
+        .data(loader)
+        .data(pyairtable_kit::authz::loader(kit.authorizer()))
+        .finish();
     events::consumer().spawn(kit.db.clone());
     Subgraph::new(NAME, sdl(), Arc::new(schema))
 }

@@ -1,8 +1,11 @@
 //! GraphQL types and operations of the users subgraph (thin: they call the service).
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Result, Schema, SchemaBuilder};
+use async_graphql::{
+    Context, EmptySubscription, ID, InputObject, MaybeUndefined, Object, Result, Schema, SchemaBuilder,
+};
 use chrono::{DateTime, Utc};
+use pyairtable_kit::authz::{self, Resource};
 use pyairtable_kit::identity::caller;
 use pyairtable_kit::input::parse_id;
 
@@ -60,7 +63,7 @@ impl Query {
         load(ctx, id).await
     }
 
-    /// A user by id.
+    /// A user by id: oneself, or someone sharing an organization with the caller (else null).
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         load(ctx, parse_id("id", &id)?).await
     }
@@ -74,7 +77,12 @@ impl Query {
     }
 }
 
+/// A profile the caller may see (the policy: one's own, or someone sharing an organization).
 async fn load(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<User>> {
+    let allowed = authz::allowed(ctx, "read", &[Resource::User { id }]).await?;
+    if !allowed.first().copied().unwrap_or(false) {
+        return Ok(None);
+    }
     let loader = ctx.data::<DataLoader<UserLoader>>()?;
     Ok(loader.load_one(id).await?.map(User))
 }
@@ -85,6 +93,8 @@ pub struct UpdateProfileInput {
     pub display_name: Option<String>,
     pub locale: Option<String>,
     pub time_zone: Option<String>,
+    /// The `File` id of the new avatar; null removes it.
+    pub avatar_file_id: MaybeUndefined<ID>,
 }
 
 pub struct Mutation;
@@ -98,6 +108,11 @@ impl Mutation {
             display_name: input.display_name,
             locale: input.locale,
             time_zone: input.time_zone,
+            avatar_file_id: match input.avatar_file_id {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(id) => Some(Some(parse_id("avatarFileId", &id)?)),
+            },
         };
         Ok(User(ctx.data::<Users>()?.update_profile(id, patch).await?))
     }

@@ -12,6 +12,8 @@ pub struct ProfilePatch {
     pub display_name: Option<String>,
     pub locale: Option<String>,
     pub time_zone: Option<String>,
+    /// `Some(None)` removes the avatar.
+    pub avatar_file_id: Option<Option<Uuid>>,
 }
 
 /// The users service.
@@ -30,7 +32,8 @@ impl Users {
         let display_name = patch.display_name.map(|v| parse_text("displayName", &v, 100)).transpose()?;
         let locale = patch.locale.map(|v| parse_locale(&v)).transpose()?;
         let time_zone = patch.time_zone.map(|v| parse_time_zone(&v)).transpose()?;
-        let update = store::ProfileUpdate { display_name, locale, time_zone };
+        let update =
+            store::ProfileUpdate { display_name, locale, time_zone, avatar_file_id: patch.avatar_file_id };
         store::update_profile(&self.db, id, &update)
             .await?
             .ok_or_else(|| Error::NotFound("no profile for the signed-in user".into()))

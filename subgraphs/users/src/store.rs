@@ -52,19 +52,23 @@ pub struct ProfileUpdate {
     pub display_name: Option<String>,
     pub locale: Option<String>,
     pub time_zone: Option<String>,
+    pub avatar_file_id: Option<Option<Uuid>>,
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn update_profile(db: &PgPool, id: Uuid, update: &ProfileUpdate) -> Result<Option<UserRow>> {
     let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update users.users set display_name = coalesce($2, display_name), \
-         locale = coalesce($3, locale), time_zone = coalesce($4, time_zone) \
+         locale = coalesce($3, locale), time_zone = coalesce($4, time_zone), \
+         avatar_file_id = case when $5 then $6 else avatar_file_id end \
          where id = $1 returning {COLUMNS}"
     )))
     .bind(id)
     .bind(&update.display_name)
     .bind(&update.locale)
     .bind(&update.time_zone)
+    .bind(update.avatar_file_id.is_some())
+    .bind(update.avatar_file_id.flatten())
     .fetch_optional(db)
     .await?;
     Ok(row)
