@@ -73,4 +73,54 @@ create policy tenant_scope on permissions.organizations
     )
     with check (id = any (kit.tenant_ids()));
 
+-- Versions of what decisions depend on, bumped in the same transaction as any change to it (by the
+-- triggers below, so no code path can forget): a tenant's bindings, workspaces and deletion, and
+-- (under the nil uuid) organization memberships anywhere, which decide who sees whose profile.
+-- Cached decisions are keyed by these versions, so a change is seen by the very next check in
+-- every process. No tenant data here: counters only, outside row-level security.
+create table permissions.versions (
+    scope uuid primary key,
+    version bigint not null default 1
+);
+
+create function permissions.bump(scope uuid) returns void
+language sql as $$
+    insert into permissions.versions (scope) values (scope)
+    on conflict (scope) do update set version = permissions.versions.version + 1
+$$;
+
+create function permissions.binding_changed() returns trigger
+language plpgsql as $$
+declare
+    row permissions.role_bindings := coalesce(new, old);
+begin
+    perform permissions.bump(row.tenant_id);
+    if row.resource_type = 'organization' and tg_op <> 'UPDATE' then
+        perform permissions.bump('00000000-0000-0000-0000-000000000000');
+    end if;
+    return null;
+end;
+$$;
+
+create function permissions.tenant_changed() returns trigger
+language plpgsql as $$
+begin
+    if tg_table_name = 'organizations' then
+        perform permissions.bump(coalesce(new.id, old.id));
+        perform permissions.bump('00000000-0000-0000-0000-000000000000');
+    else
+        perform permissions.bump(coalesce(new.tenant_id, old.tenant_id));
+    end if;
+    return null;
+end;
+$$;
+
+create trigger role_bindings_version after insert or update or delete on permissions.role_bindings
+    for each row execute function permissions.binding_changed();
+create trigger organizations_version after insert or update or delete on permissions.organizations
+    for each row execute function permissions.tenant_changed();
+create trigger workspaces_version after insert or update or delete on permissions.workspaces
+    for each row execute function permissions.tenant_changed();
+
 grant select, insert, update, delete on all tables in schema permissions to pyairtable_app;
+grant execute on all functions in schema permissions to pyairtable_app;

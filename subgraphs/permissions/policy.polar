@@ -2,7 +2,8 @@
 # written down. Every subgraph asks the permissions subgraph, which asks this policy (oso).
 #
 # A Person carries its role bindings in the tenants a check is about, as [resource id, role]
-# pairs; resources carry their ids (and a workspace its organization).
+# pairs; resources carry their ids (a workspace its organization), and an organization whether it
+# is deleted.
 
 actor Person {}
 
@@ -14,10 +15,10 @@ resource Organization {
         "read",                 # see the organization (name, slug)
         "leave",                # leave it (the last owner is refused by the service)
         "read_members",         # list members and their roles
-        "read_invitations",     # list pending invitations
+        "read_invitations",     # list invitations (who can invite sees who is invited)
         "create_workspace",
         "update",               # rename
-        "delete",               # delete (soft, with a grace period) and restore
+        "delete",               # delete (soft, with a grace period); see `restore` below
         "manage_members",       # change roles, remove members, resend and revoke invitations
         "transfer_ownership",
         # Invite or grant a role: only at or below one's own.
@@ -33,11 +34,11 @@ resource Organization {
     "leave" if "guest";
 
     "read_members" if "member";
+    "read_invitations" if "member";
     "create_workspace" if "member";
     "invite_guest" if "member";
     "invite_member" if "member";
 
-    "read_invitations" if "admin";
     "update" if "admin";
     "manage_members" if "admin";
     "invite_admin" if "admin";
@@ -114,4 +115,17 @@ has_permission(person: Person, "read", profile: Profile) if
 has_permission(person: Person, "read", profile: Profile) if
     tenant in person.tenants and tenant in profile.tenants;
 
-allow(actor, action, resource) if has_permission(actor, action, resource);
+# ---------------------------------------------------------------------------------------------
+# What is allowed. A deleted organization (restorable for its grace period) is gone for everyone,
+# with its workspaces; only its owners may restore it.
+allow(person: Person, action: String, organization: Organization) if
+    not organization.deleted and has_permission(person, action, organization);
+
+allow(person: Person, "restore", organization: Organization) if
+    organization.deleted and has_role(person, "owner", organization);
+
+allow(person: Person, action: String, workspace: Workspace) if
+    not workspace.organization.deleted and has_permission(person, action, workspace);
+
+allow(person: Person, action: String, profile: Profile) if
+    has_permission(person, action, profile);

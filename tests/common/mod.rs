@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+pub mod matrix;
+pub mod topology;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_pyairtable");
 

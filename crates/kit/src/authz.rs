@@ -256,6 +256,15 @@ impl Authorizer for HttpAuthorizer {
     }
 }
 
+/// Calls [`Authorizer::sync`] after a change committed. A failure is logged, not returned: the
+/// change stands, and the permissions subgraph's own consumer applies it within seconds (the
+/// caller may be refused until then), so a retry would only repeat a change that was made.
+pub async fn sync_after_commit(authorizer: &dyn Authorizer) {
+    if let Err(err) = authorizer.sync().await {
+        tracing::warn!(%err, "permissions did not apply the change at once; its consumer will");
+    }
+}
+
 /// Stands in when no authorizer was configured: refuses everything, loudly.
 pub struct Unconfigured;
 
@@ -298,7 +307,7 @@ impl Loader<AuthzKey> for AuthzLoader {
 
 /// The loader a subgraph schema carries (`.data(authz::loader(kit.authorizer()))`).
 pub fn loader(authorizer: Arc<dyn Authorizer>) -> DataLoader<AuthzLoader> {
-    DataLoader::new(AuthzLoader(authorizer), tokio::spawn).delay(Duration::from_millis(1))
+    crate::subgraph::dataloader(AuthzLoader(authorizer)).delay(Duration::from_millis(1))
 }
 
 /// The decisions for the signed-in caller (UNAUTHENTICATED when anonymous), in order.

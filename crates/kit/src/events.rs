@@ -118,16 +118,6 @@ impl Consumer {
 
     /// Runs in the background: catches up at start, on every notification, and every few seconds.
     pub fn spawn(self, db: PgPool) -> tokio::task::JoinHandle<()> {
-        self.spawn_then(db, |_| Box::pin(async {}))
-    }
-
-    /// As [`Consumer::spawn`], and calls `then` with the number applied after each catch-up that
-    /// applied some (to invalidate caches built from what the events change).
-    pub fn spawn_then(
-        self,
-        db: PgPool,
-        then: impl Fn(usize) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
-    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut listener = match PgListener::connect_with(&db).await {
                 Ok(mut listener) => match listener.listen(CHANNEL).await {
@@ -143,10 +133,8 @@ impl Consumer {
                 }
             };
             loop {
-                match self.catch_up(&db).await {
-                    Ok(0) => {}
-                    Ok(applied) => then(applied).await,
-                    Err(err) => tracing::error!(consumer = self.name, %err, "applying events"),
+                if let Err(err) = self.catch_up(&db).await {
+                    tracing::error!(consumer = self.name, %err, "applying events");
                 }
                 match listener.as_mut() {
                     Some(listener) => {

@@ -16,6 +16,13 @@ use crate::error::code;
 use crate::http::{ReadyCheck, RequestId, instrument, ops_routes};
 use crate::identity::{IDENTITY_HEADER, IdentityError, IdentityKey};
 
+/// A request-scoped DataLoader whose batches run in the span of the request that started them
+/// (so their SQL is logged and counted with the request id).
+pub fn dataloader<L: Send + Sync + 'static>(loader: L) -> async_graphql::dataloader::DataLoader<L> {
+    use tracing::Instrument;
+    async_graphql::dataloader::DataLoader::new(loader, |batch| tokio::spawn(batch.in_current_span()))
+}
+
 /// Executes GraphQL requests of one subgraph. Object-safe, so the router can hold subgraphs of
 /// different schema types side by side.
 #[async_trait::async_trait]

@@ -1,10 +1,9 @@
 //! Structured logs (tracing, JSON by default) and Prometheus metrics.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -32,35 +31,32 @@ pub fn init_logging(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Installs a subscriber that only counts SQL statements, unless one is installed already
-/// (in-process tests that assert statement counts).
-pub fn init_sql_counter() {
-    let _ = tracing_subscriber::registry().with(sql_counter()).try_init();
-}
-
-/// Statements this process has sent to PostgreSQL (`pyairtable_sql_statements_total` on /metrics).
-pub fn sql_statements() -> u64 {
-    SQL_STATEMENTS.load(Ordering::Relaxed)
-}
-
-static SQL_STATEMENTS: AtomicU64 = AtomicU64::new(0);
-
 /// Counts sqlx's per-statement events (target `sqlx::query`, logged at DEBUG when a statement
-/// finishes), whatever the log filter lets through.
+/// finishes), whatever the log filter lets through, by context: inside a request's span (see
+/// `http::instrument`; DataLoader batches inherit it) or in the background.
 fn sql_counter<S>() -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     metrics();
-    SqlCounter.with_filter(Targets::new().with_target("sqlx::query", tracing::Level::DEBUG))
+    // The layer sees sqlx's statement events, and request spans (with per-layer filtering, a
+    // layer's span lookups skip the spans its filter disables).
+    SqlCounter.with_filter(filter_fn(|meta| {
+        if meta.is_span() { meta.name() == "request" } else { meta.target() == "sqlx::query" }
+    }))
 }
 
 struct SqlCounter;
 
-impl<S: tracing::Subscriber> Layer<S> for SqlCounter {
-    fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        SQL_STATEMENTS.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("pyairtable_sql_statements_total").increment(1);
+impl<S> Layer<S> for SqlCounter
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let in_request =
+            ctx.event_scope(event).is_some_and(|mut scope| scope.any(|span| span.name() == "request"));
+        let context = if in_request { "request" } else { "background" };
+        metrics::counter!("pyairtable_sql_statements_total", "context" => context).increment(1);
     }
 }
 

@@ -156,8 +156,15 @@ async fn an_unreachable_data_dir_is_explained_or_works() {
 async fn tests_without_a_configured_server_get_a_private_one() {
     // What `test_database()` falls back to when PYAIRTABLE_TEST_DATABASE_URL is unset.
     let (url, options) = pyairtable_kit::testing::private_server().await;
-    let config =
-        pyairtable_kit::Config::from_vars([("DATABASE_URL".to_owned(), url.clone())]).expect("config");
+    // A database of its own: the cluster outlives test runs, and its `postgres` database with it.
+    let name = format!("pt_{}_{}", chrono::Utc::now().timestamp(), uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&url).await.expect("admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
+        .execute(&admin)
+        .await
+        .expect("create");
+    let own = url.replacen("/postgres?", &format!("/{name}?"), 1);
+    let config = pyairtable_kit::Config::from_vars([("DATABASE_URL".to_owned(), own)]).expect("config");
     let kit = pyairtable_kit::Kit::start(config).await.expect("the URL it gives works as DATABASE_URL");
     let version: String = sqlx::query_scalar("show server_version").fetch_one(&kit.db).await.expect("query");
     assert!(!version.is_empty());

@@ -1,10 +1,9 @@
 //! Decisions, cached in Redis when configured (shared by every permissions replica) or in
-//! process. Each decision is stored under its scope's epoch (a tenant, or `people` for profile
-//! checks); a binding change bumps the epoch, so every decision made before it is ignored at
-//! once, and a decision computed concurrently with the change lands under the old epoch, where
-//! nobody reads it. Entries also expire, as a safety net.
+//! process. A decision is stored under the version of what it depends on
+//! (`permissions.versions`, bumped in the transaction of every binding change), so a change is
+//! seen by the very next check everywhere: the new version finds no entry. Entries expire, which
+//! only bounds memory.
 
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,43 +13,27 @@ use pyairtable_kit::Result;
 use pyairtable_kit::authz::Decision;
 use redis::aio::ConnectionManager;
 
-const TTL: Duration = Duration::from_secs(60);
+const TTL: Duration = Duration::from_secs(600);
 const LOCAL_CAPACITY: usize = 100_000;
 
-/// Reads epochs and decisions in one round trip: ARGV holds (scope, key) pairs; the answer holds
-/// (epoch, decision or "") pairs. An epoch is `<epoch of everything>.<epoch of the scope>`.
-const READ: &str = r"
-local out = {}
-local all = redis.call('GET', 'authz:epoch:*') or '0'
-for i = 1, #ARGV, 2 do
-  local epoch = all .. '.' .. (redis.call('GET', 'authz:epoch:' .. ARGV[i]) or '0')
-  local value = redis.call('GET', 'authz:d:' .. ARGV[i] .. ':' .. epoch .. ':' .. ARGV[i + 1]) or ''
-  out[#out + 1] = epoch
-  out[#out + 1] = value
-end
-return out
-";
-
-/// A place in the cache: a scope and a key within it.
+/// Where a decision is kept: the scope it depends on, that scope's version, and the question.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Slot {
     pub scope: String,
+    pub version: i64,
     pub key: String,
 }
 
+impl Slot {
+    fn redis_key(&self) -> String {
+        format!("authz:d:{}:{}:{}", self.scope, self.version, self.key)
+    }
+}
+
 pub enum DecisionCache {
-    Local(Mutex<Local>),
+    Local(Mutex<LruCache<Slot, (Decision, Instant)>>),
     Redis(ConnectionManager),
 }
-
-pub struct Local {
-    all: u64,
-    epochs: HashMap<String, u64>,
-    decisions: LruCache<(String, String, String), (Decision, Instant)>,
-}
-
-/// The scope whose bump forgets every decision.
-pub const EVERYTHING: &str = "*";
 
 impl DecisionCache {
     pub fn new(redis: Option<ConnectionManager>) -> Self {
@@ -58,17 +41,13 @@ impl DecisionCache {
             Some(redis) => Self::Redis(redis),
             None => {
                 let capacity = NonZeroUsize::new(LOCAL_CAPACITY).unwrap_or(NonZeroUsize::MIN);
-                Self::Local(Mutex::new(Local {
-                    all: 0,
-                    epochs: HashMap::new(),
-                    decisions: LruCache::new(capacity),
-                }))
+                Self::Local(Mutex::new(LruCache::new(capacity)))
             }
         }
     }
 
-    /// The current epoch of each slot's scope, and the decision cached under it, if any.
-    pub async fn get(&self, slots: &[Slot]) -> Result<Vec<(String, Option<Decision>)>> {
+    /// The decision cached in each slot, if any (one round trip to Redis).
+    pub async fn get(&self, slots: &[Slot]) -> Result<Vec<Option<Decision>>> {
         match self {
             Self::Local(local) => {
                 let mut local = lock(local);
@@ -76,15 +55,7 @@ impl DecisionCache {
                 Ok(slots
                     .iter()
                     .map(|slot| {
-                        let epoch =
-                            format!("{}.{}", local.all, local.epochs.get(&slot.scope).copied().unwrap_or(0));
-                        let entry = (slot.scope.clone(), epoch.clone(), slot.key.clone());
-                        let decision = local
-                            .decisions
-                            .get(&entry)
-                            .filter(|(_, at)| now.duration_since(*at) < TTL)
-                            .map(|(decision, _)| *decision);
-                        (epoch, decision)
+                        local.get(slot).filter(|(_, at)| now.duration_since(*at) < TTL).map(|(d, _)| *d)
                     })
                     .collect())
             }
@@ -92,35 +63,25 @@ impl DecisionCache {
                 if slots.is_empty() {
                     return Ok(Vec::new());
                 }
-                let script = redis::Script::new(READ);
-                let mut invocation = script.prepare_invoke();
-                for slot in slots {
-                    invocation.arg(&slot.scope).arg(&slot.key);
-                }
-                let answer: Vec<String> =
-                    invocation.invoke_async(&mut redis.clone()).await.map_err(redis_error)?;
-                Ok(answer
-                    .chunks(2)
-                    .map(|pair| {
-                        let epoch = pair.first().cloned().unwrap_or_default();
-                        let decision = pair.get(1).and_then(|d| decode(d));
-                        (epoch, decision)
-                    })
-                    .collect())
+                let keys: Vec<String> = slots.iter().map(Slot::redis_key).collect();
+                let values: Vec<Option<String>> = redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut redis.clone())
+                    .await
+                    .map_err(redis_error)?;
+                Ok(values.iter().map(|v| v.as_deref().and_then(decode)).collect())
             }
         }
     }
 
-    /// Stores decisions under the epochs they were computed at.
-    pub async fn put(&self, entries: &[(Slot, String, Decision)]) -> Result<()> {
+    /// Stores decisions in their slots.
+    pub async fn put(&self, entries: &[(Slot, Decision)]) -> Result<()> {
         match self {
             Self::Local(local) => {
                 let mut local = lock(local);
                 let now = Instant::now();
-                for (slot, epoch, decision) in entries {
-                    local
-                        .decisions
-                        .put((slot.scope.clone(), epoch.clone(), slot.key.clone()), (*decision, now));
+                for (slot, decision) in entries {
+                    local.put(slot.clone(), (*decision, now));
                 }
                 Ok(())
             }
@@ -129,33 +90,8 @@ impl DecisionCache {
                     return Ok(());
                 }
                 let mut pipe = redis::pipe();
-                for (slot, epoch, decision) in entries {
-                    let key = format!("authz:d:{}:{epoch}:{}", slot.scope, slot.key);
-                    pipe.set_ex(key, encode(*decision), TTL.as_secs()).ignore();
-                }
-                pipe.query_async::<()>(&mut redis.clone()).await.map_err(redis_error)
-            }
-        }
-    }
-
-    /// Forgets every decision in `scopes` ([`EVERYTHING`]: all of them).
-    pub async fn bump(&self, scopes: &[String]) -> Result<()> {
-        match self {
-            Self::Local(local) => {
-                let mut local = lock(local);
-                for scope in scopes {
-                    if scope == EVERYTHING {
-                        local.all += 1;
-                    } else {
-                        *local.epochs.entry(scope.clone()).or_default() += 1;
-                    }
-                }
-                Ok(())
-            }
-            Self::Redis(redis) => {
-                let mut pipe = redis::pipe();
-                for scope in scopes {
-                    pipe.incr(format!("authz:epoch:{scope}"), 1).ignore();
+                for (slot, decision) in entries {
+                    pipe.set_ex(slot.redis_key(), encode(*decision), TTL.as_secs()).ignore();
                 }
                 pipe.query_async::<()>(&mut redis.clone()).await.map_err(redis_error)
             }
@@ -163,7 +99,7 @@ impl DecisionCache {
     }
 }
 
-fn lock(local: &Mutex<Local>) -> std::sync::MutexGuard<'_, Local> {
+fn lock<T>(local: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the cache inconsistent in a harmful way.
     local.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

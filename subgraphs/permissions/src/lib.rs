@@ -13,8 +13,8 @@ mod store;
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
 use pyairtable_kit::authz::{self, Authorizer};
+use pyairtable_kit::subgraph::dataloader;
 use pyairtable_kit::{IdentityKey, Kit, Subgraph};
 
 pub use engine::Engine;
@@ -39,16 +39,13 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
         .data(service.clone())
         .data(engine.clone())
         .data(authz::loader(engine.clone() as Arc<dyn Authorizer>))
-        .data(DataLoader::new(schema::PageLoader(service.clone()), tokio::spawn))
-        .data(DataLoader::new(schema::CountLoader(service.clone()), tokio::spawn))
-        .data(DataLoader::new(schema::WorkspaceTenantLoader(service.clone()), tokio::spawn))
-        .data(DataLoader::new(schema::CollaboratorsLoader(service), tokio::spawn))
+        .data(dataloader(schema::PageLoader(service.clone())))
+        .data(dataloader(schema::CountLoader(service.clone())))
+        .data(dataloader(schema::WorkspaceTenantLoader(service.clone())))
+        .data(dataloader(schema::CollaboratorsLoader(service)))
+        .data(dataloader(schema::StandingLoader(engine.clone())))
         .finish();
-    let forget = engine.clone();
-    events::consumer().spawn_then(kit.db.clone(), move |_| {
-        let engine = forget.clone();
-        Box::pin(async move { engine.forget_everything().await })
-    });
+    events::consumer().spawn(kit.db.clone());
     let key = kit.config.internal_secret.as_ref().map(IdentityKey::new);
     Subgraph::new(NAME, sdl(), Arc::new(schema)).with_routes(routes::routes(engine, key))
 }

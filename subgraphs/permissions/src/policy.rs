@@ -31,6 +31,9 @@ pub struct Person {
 pub struct Organization {
     #[polar(attribute)]
     pub id: String,
+    /// Deleted, within its grace period: only its owners may restore it.
+    #[polar(attribute)]
+    pub deleted: bool,
 }
 
 #[derive(Clone, PolarClass)]
@@ -49,6 +52,50 @@ pub struct Profile {
     pub tenants: Vec<String>,
 }
 
+/// What a check is about, with the facts the policy needs: built by the engine from a
+/// [`Resource`] and what the database says about it.
+#[derive(Clone)]
+pub enum Target {
+    Organization(Organization),
+    Workspace(Workspace),
+    Profile(Profile),
+}
+
+impl Target {
+    /// `resource` with its facts: whether its organization is deleted, and for a profile the
+    /// organizations of the person it belongs to.
+    pub fn new(resource: &Resource, deleted: bool, profile_tenants: &[Uuid]) -> Self {
+        match resource {
+            Resource::Organization { id } => Self::Organization(organization(*id, deleted)),
+            Resource::Workspace { id, organization_id } => Self::Workspace(Workspace {
+                id: id.to_string(),
+                organization: organization(*organization_id, deleted),
+            }),
+            Resource::User { id } => Self::Profile(Profile {
+                id: id.to_string(),
+                tenants: profile_tenants.iter().map(Uuid::to_string).collect(),
+            }),
+        }
+    }
+
+    /// The roles of this kind of resource, lowest first (none for profiles).
+    fn roles(&self) -> &'static [&'static str] {
+        match self {
+            Self::Organization(_) => ORGANIZATION_ROLES,
+            Self::Workspace(_) => WORKSPACE_ROLES,
+            Self::Profile(_) => &[],
+        }
+    }
+
+    fn to_polar(&self) -> PolarValue {
+        match self {
+            Self::Organization(o) => o.clone().to_polar(),
+            Self::Workspace(w) => w.clone().to_polar(),
+            Self::Profile(p) => p.clone().to_polar(),
+        }
+    }
+}
+
 /// A binding as the policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
@@ -60,6 +107,10 @@ pub struct Binding {
 #[derive(Clone)]
 pub struct Policy {
     oso: Oso,
+}
+
+fn failed(err: oso::OsoError) -> Error {
+    Error::internal(anyhow::anyhow!("policy evaluation: {err}"))
 }
 
 impl Policy {
@@ -74,91 +125,40 @@ impl Policy {
         Ok(Self { oso })
     }
 
-    /// Whether `person` may do `action` on `resource`. `profile_tenants` are the organizations of
-    /// the person a `User` resource stands for.
-    pub fn allows(
-        &self,
-        person: &Person,
-        action: &str,
-        resource: &Resource,
-        profile_tenants: &[Uuid],
-    ) -> Result<bool> {
-        let actor = person.clone();
-        let action = action.to_owned();
-        let allowed = match resource {
-            Resource::Organization { id } => self.oso.is_allowed(actor, action, organization(*id)),
-            Resource::Workspace { id, organization_id } => {
-                self.oso.is_allowed(actor, action, workspace(*id, *organization_id))
-            }
-            Resource::User { id } => self.oso.is_allowed(
-                actor,
-                action,
-                Profile {
-                    id: id.to_string(),
-                    tenants: profile_tenants.iter().map(Uuid::to_string).collect(),
-                },
-            ),
-        };
-        allowed.map_err(|e| Error::internal(anyhow::anyhow!("policy evaluation: {e}")))
+    /// Whether `person` may do `action` on `target`.
+    pub fn allows(&self, person: &Person, action: &str, target: &Target) -> Result<bool> {
+        self.oso.is_allowed(person.clone(), action.to_owned(), target.to_polar()).map_err(failed)
     }
 
     /// The highest role `person` holds on an organization or workspace, directly or implied
     /// (for a workspace: the higher of its direct role and what its organization role implies).
-    pub fn effective_role(&self, person: &Person, resource: &Resource) -> Result<Option<&'static str>> {
-        let (order, query) = match resource {
-            Resource::Organization { id } => {
-                (ORGANIZATION_ROLES, self.roles_query(person, organization(*id).to_polar()))
+    pub fn effective_role(&self, person: &Person, target: &Target) -> Result<Option<&'static str>> {
+        let order = target.roles();
+        if order.is_empty() {
+            return Ok(None);
+        }
+        let args = (person.clone(), PolarValue::Variable("role".into()), target.to_polar());
+        let mut held = Vec::new();
+        for result in self.oso.query_rule("has_role", args).map_err(failed)? {
+            if let Ok(role) = result.map_err(failed)?.get_typed::<String>("role") {
+                held.push(role);
             }
-            Resource::Workspace { id, organization_id } => {
-                (WORKSPACE_ROLES, self.roles_query(person, workspace(*id, *organization_id).to_polar()))
-            }
-            Resource::User { .. } => return Ok(None),
-        };
-        let held = query?;
+        }
         Ok(order.iter().rev().find(|role| held.iter().any(|h| h == *role)).copied())
     }
 
-    /// Every action the policy allows `person` on an organization or workspace, sorted.
-    pub fn allowed_actions(&self, person: &Person, resource: &Resource) -> Result<Vec<String>> {
-        let fail = |e: oso::OsoError| Error::internal(anyhow::anyhow!("policy evaluation: {e}"));
-        let actions: std::collections::HashSet<String> = match resource {
-            Resource::Organization { id } => {
-                self.oso.get_allowed_actions(person.clone(), organization(*id)).map_err(fail)?
-            }
-            Resource::Workspace { id, organization_id } => self
-                .oso
-                .get_allowed_actions(person.clone(), workspace(*id, *organization_id))
-                .map_err(fail)?,
-            Resource::User { .. } => Default::default(),
-        };
+    /// Every action the policy allows `person` on `target`, sorted.
+    pub fn allowed_actions(&self, person: &Person, target: &Target) -> Result<Vec<String>> {
+        let actions: std::collections::HashSet<String> =
+            self.oso.get_allowed_actions(person.clone(), target.to_polar()).map_err(failed)?;
         let mut actions: Vec<String> = actions.into_iter().collect();
         actions.sort();
         Ok(actions)
     }
-
-    fn roles_query(&self, person: &Person, resource: PolarValue) -> Result<Vec<String>> {
-        let fail = |e: oso::OsoError| Error::internal(anyhow::anyhow!("policy evaluation: {e}"));
-        let query = self
-            .oso
-            .query_rule("has_role", (person.clone(), PolarValue::Variable("role".into()), resource))
-            .map_err(fail)?;
-        let mut roles = Vec::new();
-        for result in query {
-            let result = result.map_err(fail)?;
-            if let Ok(role) = result.get_typed::<String>("role") {
-                roles.push(role);
-            }
-        }
-        Ok(roles)
-    }
 }
 
-fn organization(id: Uuid) -> Organization {
-    Organization { id: id.to_string() }
-}
-
-fn workspace(id: Uuid, organization_id: Uuid) -> Workspace {
-    Workspace { id: id.to_string(), organization: organization(organization_id) }
+fn organization(id: Uuid, deleted: bool) -> Organization {
+    Organization { id: id.to_string(), deleted }
 }
 
 /// The person `subject` with `bindings` and membership in `tenants`.
@@ -178,32 +178,55 @@ mod tests {
         Binding { resource_id, role: role.into() }
     }
 
+    fn live(resource: Resource) -> Target {
+        Target::new(&resource, false, &[])
+    }
+
     #[test]
     fn the_policy_loads_and_roles_imply_lower_roles() {
         let policy = Policy::load().expect("policy loads");
         let (me, org, ws) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let allows = |who: &Person, action: &str, target: &Target| {
+            policy.allows(who, action, target).expect("evaluates")
+        };
         let admin = person(me, &[binding(org, "admin")], &[org]);
-        let on_org = Resource::Organization { id: org };
-        let on_ws = Resource::Workspace { id: ws, organization_id: org };
-        assert!(policy.allows(&admin, "update", &on_org, &[]).expect("evaluates"));
-        assert!(!policy.allows(&admin, "delete", &on_org, &[]).expect("evaluates"));
-        assert!(policy.allows(&admin, "delete", &on_ws, &[]).expect("evaluates"));
+        let on_org = live(Resource::Organization { id: org });
+        let on_ws = live(Resource::Workspace { id: ws, organization_id: org });
+        assert!(allows(&admin, "update", &on_org));
+        assert!(!allows(&admin, "delete", &on_org));
+        assert!(allows(&admin, "delete", &on_ws));
         assert_eq!(policy.effective_role(&admin, &on_org).expect("role"), Some("admin"));
         assert_eq!(policy.effective_role(&admin, &on_ws).expect("role"), Some("owner"));
 
         let member = person(me, &[binding(org, "member"), binding(ws, "editor")], &[org]);
         assert_eq!(policy.effective_role(&member, &on_ws).expect("role"), Some("editor"));
-        assert!(policy.allows(&member, "edit", &on_ws, &[]).expect("evaluates"));
-        assert!(!policy.allows(&member, "archive", &on_ws, &[]).expect("evaluates"));
-        let other_ws = Resource::Workspace { id: Uuid::now_v7(), organization_id: org };
+        assert!(allows(&member, "edit", &on_ws));
+        assert!(!allows(&member, "archive", &on_ws));
+        let other_ws = live(Resource::Workspace { id: Uuid::now_v7(), organization_id: org });
         assert_eq!(policy.effective_role(&member, &other_ws).expect("role"), None);
 
         let stranger = person(Uuid::now_v7(), &[], &[]);
-        assert!(!policy.allows(&stranger, "read", &on_org, &[]).expect("evaluates"));
-        let profile = Resource::User { id: me };
-        assert!(policy.allows(&member, "read", &profile, &[]).expect("own profile"));
-        assert!(!policy.allows(&stranger, "read", &profile, &[org]).expect("stranger"));
+        assert!(!allows(&stranger, "read", &on_org));
+        assert!(allows(&member, "read", &Target::new(&Resource::User { id: me }, false, &[])));
+        let profile = Target::new(&Resource::User { id: me }, false, &[org]);
+        assert!(!allows(&stranger, "read", &profile));
         let colleague = person(Uuid::now_v7(), &[], &[org]);
-        assert!(policy.allows(&colleague, "read", &profile, &[org]).expect("colleague"));
+        assert!(allows(&colleague, "read", &profile));
+    }
+
+    #[test]
+    fn a_deleted_organization_only_lets_its_owners_restore_it() {
+        let policy = Policy::load().expect("policy loads");
+        let (org, ws) = (Uuid::now_v7(), Uuid::now_v7());
+        let owner = person(Uuid::now_v7(), &[binding(org, "owner"), binding(ws, "owner")], &[org]);
+        let admin = person(Uuid::now_v7(), &[binding(org, "admin")], &[org]);
+        let deleted = Target::new(&Resource::Organization { id: org }, true, &[]);
+        let its_workspace = Target::new(&Resource::Workspace { id: ws, organization_id: org }, true, &[]);
+        assert_eq!(policy.allowed_actions(&owner, &deleted).expect("actions"), vec!["restore".to_owned()]);
+        assert!(policy.allowed_actions(&admin, &deleted).expect("actions").is_empty());
+        assert!(policy.allowed_actions(&owner, &its_workspace).expect("actions").is_empty());
+        let live = Target::new(&Resource::Organization { id: org }, false, &[]);
+        assert!(!policy.allows(&owner, "restore", &live).expect("evaluates"));
+        assert!(policy.allows(&owner, "delete", &live).expect("evaluates"));
     }
 }

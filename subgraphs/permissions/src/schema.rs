@@ -17,8 +17,8 @@ use pyairtable_kit::identity::caller;
 use pyairtable_kit::input::parse_id;
 use uuid::Uuid;
 
-use crate::engine::Engine;
-use crate::policy::{Binding, person};
+use crate::engine::{Engine, Standing};
+use crate::policy::{Binding, Target, person};
 use crate::service::{Kind, Permissions};
 use crate::store::{self, BindingRow};
 
@@ -240,12 +240,7 @@ impl Query {
     async fn my_permissions(&self, ctx: &Context<'_>, resource: ResourceInput) -> Result<MyPermissions> {
         let resource = resolve(ctx, &resource).await?;
         authz::require(ctx, "read", resource).await?;
-        let me = caller(ctx)?.require_user()?;
-        let engine = ctx.data::<Arc<Engine>>()?;
-        let tenant = resource.tenant().unwrap_or_default();
-        let (me_there, _) = engine.person_in(me, &[tenant]).await?;
-        let role = engine.policy().effective_role(&me_there, &resource)?;
-        let actions = engine.policy().allowed_actions(&me_there, &resource)?;
+        let Standing { role, actions } = standing(ctx, resource).await?;
         let (organization_role, workspace_role) = match resource {
             Resource::Workspace { .. } => (None, role.map(WorkspaceRole::parse).transpose()?),
             _ => (role.map(OrganizationRole::parse).transpose()?, None),
@@ -382,10 +377,38 @@ async fn workspace(ctx: &Context<'_>, id: Uuid) -> Result<Resource> {
 }
 
 async fn my_role(ctx: &Context<'_>, resource: Resource) -> Result<Option<&'static str>> {
+    Ok(standing(ctx, resource).await?.role)
+}
+
+/// The caller's standing on `resource`, batched with the other resolvers of the request.
+async fn standing(ctx: &Context<'_>, resource: Resource) -> Result<Standing> {
     let me = caller(ctx)?.require_user()?;
-    let engine = ctx.data::<Arc<Engine>>()?;
-    let (me_there, _) = engine.person_in(me, &[resource.tenant().unwrap_or_default()]).await?;
-    Ok(engine.policy().effective_role(&me_there, &resource)?)
+    let loader = ctx.data::<DataLoader<StandingLoader>>()?;
+    Ok(loader.load_one((me, resource)).await?.ok_or("no standing")?)
+}
+
+/// Standings of subjects on resources, batched per subject.
+pub struct StandingLoader(pub Arc<Engine>);
+
+impl Loader<(Uuid, Resource)> for StandingLoader {
+    type Value = Standing;
+    type Error = pyairtable_kit::Error;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, Resource)],
+    ) -> pyairtable_kit::Result<HashMap<(Uuid, Resource), Standing>> {
+        let mut by_subject: HashMap<Uuid, Vec<Resource>> = HashMap::new();
+        for (subject, resource) in keys {
+            by_subject.entry(*subject).or_default().push(*resource);
+        }
+        let mut found = HashMap::with_capacity(keys.len());
+        for (subject, resources) in by_subject {
+            let standings = self.0.standings(subject, &resources).await?;
+            found.extend(resources.into_iter().zip(standings).map(|(r, s)| ((subject, r), s)));
+        }
+        Ok(found)
+    }
 }
 
 /// Pages of bindings on organizations (members), batched across organizations.
@@ -451,7 +474,6 @@ impl Loader<(Uuid, Uuid)> for WorkspaceTenantLoader {
                 let consumer = crate::events::consumer();
                 if consumer.pending(self.0.db()).await? {
                     consumer.catch_up(self.0.db()).await?;
-                    self.0.engine().forget_everything().await;
                     let tenants = self.0.engine().organizations_of(subject).await?;
                     let mut tx = scoped(self.0.db(), &Scope::tenants(tenants)).await?;
                     tenant_of = store::workspace_tenants(&mut tx, &ids).await?;
@@ -514,10 +536,13 @@ impl Loader<(Uuid, Uuid)> for CollaboratorsLoader {
                             bindings.push(Binding { resource_id: workspace, role: r.clone() });
                         }
                         let someone = person(user, &bindings, &[tenant]);
-                        let role = policy.effective_role(
-                            &someone,
+                        // Live: the caller passed the read check, which a deleted organization fails.
+                        let target = Target::new(
                             &Resource::Workspace { id: workspace, organization_id: tenant },
-                        )?;
+                            false,
+                            &[],
+                        );
+                        let role = policy.effective_role(&someone, &target)?;
                         memo.insert(memo_key, role);
                         role
                     }

@@ -95,7 +95,6 @@ impl Permissions {
         let row = store::insert_binding(&mut tx, &new).await?;
         changed(&mut tx, &row, None).await?;
         tx.commit().await?;
-        self.engine.forget(organization_id, false).await;
         Ok(row)
     }
 
@@ -131,7 +130,6 @@ impl Permissions {
         let row = store::set_role(&mut tx, current.id, role).await?;
         changed(&mut tx, &row, Some(&current.role)).await?;
         tx.commit().await?;
-        self.engine.forget(tenant, false).await;
         Ok(row)
     }
 
@@ -158,7 +156,6 @@ impl Permissions {
         });
         publish(&mut tx, "role.revoked", &payload).await?;
         tx.commit().await?;
-        self.engine.forget(organization_id, false).await;
         Ok(())
     }
 
@@ -188,7 +185,6 @@ impl Permissions {
             serde_json::json!({ "organization_id": organization, "user_id": subject, "role": current.role });
         publish(&mut tx, "member.removed", &payload).await?;
         tx.commit().await?;
-        self.engine.forget(organization, true).await;
         Ok(())
     }
 
@@ -217,7 +213,6 @@ impl Permissions {
         let demoted = store::set_role(&mut tx, mine.id, "admin").await?;
         changed(&mut tx, &demoted, Some(&mine.role)).await?;
         tx.commit().await?;
-        self.engine.forget(organization, false).await;
         Ok(row)
     }
 }

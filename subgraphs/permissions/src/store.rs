@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use pyairtable_kit::connection::{PageArgs, window_sql};
 use pyairtable_kit::error::unique_violation;
 use pyairtable_kit::{Error, Result};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// A row of `permissions.role_bindings`.
@@ -47,6 +47,27 @@ pub async fn tenants_of(db: &mut PgConnection, subjects: &[Uuid]) -> Result<Vec<
     .fetch_all(db)
     .await?;
     Ok(rows)
+}
+
+/// The current version of each scope (a tenant, or the nil uuid for memberships anywhere);
+/// scopes never changed are left out (version 0).
+pub async fn versions(db: &PgPool, scopes: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, i64)> =
+        sqlx::query_as("select scope, version from permissions.versions where scope = any($1)")
+            .bind(scopes)
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Whether each known organization is deleted (unknown ones are left out).
+pub async fn deleted_organizations(db: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, bool>> {
+    let rows: Vec<(Uuid, bool)> =
+        sqlx::query_as("select id, deleted_at is not null from permissions.organizations where id = any($1)")
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The organization of each workspace.

@@ -7,7 +7,7 @@ mod store;
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
+use pyairtable_kit::subgraph::dataloader;
 use pyairtable_kit::{Kit, Subgraph, authz};
 
 pub use schema::{Mutation, Query, TenantsSchema};
@@ -28,7 +28,7 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
     let schema = schema::builder()
         .data(service.clone())
         .data(authz::loader(authorizer))
-        .data(DataLoader::new(schema::OrganizationLoader(service), tokio::spawn))
+        .data(dataloader(schema::OrganizationLoader(service)))
         .finish();
     Subgraph::new(NAME, sdl(), Arc::new(schema))
 }

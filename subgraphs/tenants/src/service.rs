@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::Utc;
-use pyairtable_kit::authz::{Authorizer, Check, OrganizationRole, Resource};
+use pyairtable_kit::authz::{self, Authorizer, Check, OrganizationRole, Resource};
 use pyairtable_kit::db::{Scope, scoped};
 use pyairtable_kit::events::publish;
 use pyairtable_kit::input::{parse_email, parse_text};
@@ -70,7 +70,7 @@ impl Tenants {
         let payload = serde_json::json!({ "organization_id": id, "owner_id": caller, "name": name });
         publish(&mut tx, "organization.created", &payload).await?;
         tx.commit().await?;
-        self.authorizer.sync().await?;
+        authz::sync_after_commit(self.authorizer.as_ref()).await;
         Ok(org)
     }
 
@@ -96,7 +96,7 @@ impl Tenants {
 
     #[tracing::instrument(skip_all, fields(organization_id = %id))]
     pub async fn restore(&self, caller: Uuid, id: Uuid) -> Result<OrganizationRow> {
-        self.require(caller, "delete", id).await?;
+        self.require(caller, "restore", id).await?;
         self.set_deleted(id, false).await
     }
 
@@ -106,7 +106,7 @@ impl Tenants {
         let topic = if deleted { "organization.deleted" } else { "organization.restored" };
         publish(&mut tx, topic, &serde_json::json!({ "organization_id": id })).await?;
         tx.commit().await?;
-        self.authorizer.sync().await?;
+        authz::sync_after_commit(self.authorizer.as_ref()).await;
         Ok(org)
     }
 
@@ -218,7 +218,7 @@ impl Tenants {
         });
         publish(&mut tx, "invitation.accepted", &payload).await?;
         tx.commit().await?;
-        self.authorizer.sync().await?;
+        authz::sync_after_commit(self.authorizer.as_ref()).await;
         Ok(org)
     }
 

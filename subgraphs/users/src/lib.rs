@@ -8,7 +8,7 @@ mod store;
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
+use pyairtable_kit::subgraph::dataloader;
 use pyairtable_kit::{Kit, Subgraph};
 
 pub use events::consumer;
@@ -20,7 +20,7 @@ pub const NAME: &str = "users";
 /// The subgraph, with its data sources from `kit`.
 pub fn subgraph(kit: &Kit) -> Subgraph {
     let service = service::Users::new(kit.db.clone());
-    let loader = DataLoader::new(store::UserLoader(kit.db.clone()), tokio::spawn);
+    let loader = dataloader(store::UserLoader(kit.db.clone()));
     let schema = schema::builder()
         .data(service)
         .data(loader)

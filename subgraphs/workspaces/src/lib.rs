@@ -7,7 +7,7 @@ mod store;
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
+use pyairtable_kit::subgraph::dataloader;
 use pyairtable_kit::{Kit, Subgraph, authz};
 
 pub use schema::{Mutation, Query, WorkspacesSchema};
@@ -22,9 +22,9 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
     let schema = schema::builder()
         .data(service.clone())
         .data(authz::loader(authorizer))
-        .data(DataLoader::new(schema::IdsLoader(service.clone()), tokio::spawn))
-        .data(DataLoader::new(schema::WorkspaceLoader(service.clone()), tokio::spawn))
-        .data(DataLoader::new(schema::EntityLoader(service), tokio::spawn))
+        .data(dataloader(schema::IdsLoader(service.clone())))
+        .data(dataloader(schema::WorkspaceLoader(service.clone())))
+        .data(dataloader(schema::EntityLoader(service)))
         .finish();
     service::consumer().spawn(kit.db.clone());
     Subgraph::new(NAME, sdl(), Arc::new(schema))

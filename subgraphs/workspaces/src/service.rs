@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use pyairtable_kit::authz::{Authorizer, Check, Decision, Resource};
+use pyairtable_kit::authz::{self, Authorizer, Check, Decision, Resource};
 use pyairtable_kit::db::{Scope, scoped};
 use pyairtable_kit::events::{Consumer, Event, publish};
 use pyairtable_kit::input::parse_text;
@@ -67,7 +67,7 @@ impl Workspaces {
         });
         publish(&mut tx, "workspace.created", &payload).await?;
         tx.commit().await?;
-        self.authorizer.sync().await?;
+        authz::sync_after_commit(self.authorizer.as_ref()).await;
         Ok(row)
     }
 
@@ -112,7 +112,7 @@ impl Workspaces {
         )
         .await?;
         tx.commit().await?;
-        self.authorizer.sync().await?;
+        authz::sync_after_commit(self.authorizer.as_ref()).await;
         Ok(())
     }
 }
