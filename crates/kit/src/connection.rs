@@ -63,6 +63,18 @@ impl PageArgs {
         i64::try_from(self.limit).unwrap_or(i64::MAX).saturating_add(1)
     }
 
+    /// The page of a whole list held in memory, sorted by `id` ascending (lists filtered by
+    /// authorization after loading, where SQL cannot page).
+    pub fn slice<T>(&self, items: Vec<T>, id: impl Fn(&T) -> Uuid) -> Page<T> {
+        let within = items.into_iter().filter(|item| {
+            self.after.is_none_or(|a| id(item) > a) && self.before.is_none_or(|b| id(item) < b)
+        });
+        let fetch = usize::try_from(self.fetch()).unwrap_or(usize::MAX);
+        let rows: Vec<T> =
+            if self.backward { within.rev().take(fetch).collect() } else { within.take(fetch).collect() };
+        self.page(rows)
+    }
+
     /// Cuts rows fetched by [`window_sql`] for one parent (in its order: ascending, or
     /// descending when backward) into the page, in ascending order.
     pub fn page<T>(&self, mut rows: Vec<T>) -> Page<T> {
@@ -163,6 +175,20 @@ mod tests {
         let id = Uuid::now_v7();
         let args = PageArgs::parse(None, None, Some(5), Some(encode_cursor(id))).expect("last/before");
         assert_eq!((args.before, args.limit, args.backward), (Some(id), 5, true));
+    }
+
+    #[test]
+    fn lists_in_memory_page_like_lists_in_sql() {
+        let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+        let args = PageArgs::parse(Some(2), Some(encode_cursor(ids[0])), None, None).expect("first/after");
+        let page = args.slice(ids.clone(), |id| *id);
+        assert_eq!((page.items, page.has_previous, page.has_next), (ids[1..3].to_vec(), true, true));
+        let args = PageArgs::parse(None, None, Some(2), Some(encode_cursor(ids[4]))).expect("last/before");
+        let page = args.slice(ids.clone(), |id| *id);
+        assert_eq!((page.items, page.has_previous, page.has_next), (ids[2..4].to_vec(), true, true));
+        let everything =
+            PageArgs::parse(Some(10), None, None, None).expect("first").slice(ids.clone(), |id| *id);
+        assert_eq!((everything.items, everything.has_previous, everything.has_next), (ids, false, false));
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub const TEST_DATABASE_URL: &str = "PYAIRTABLE_TEST_DATABASE_URL";
 /// The variable naming the Redis server tests use (default `redis://127.0.0.1:6379`).
 pub const TEST_REDIS_URL: &str = "PYAIRTABLE_TEST_REDIS_URL";
 
-/// A database created for one test.
+/// A database created for one test (clones name the same database).
+#[derive(Clone)]
 pub struct TestDatabase {
     pub pool: PgPool,
     pub name: String,
@@ -230,13 +231,24 @@ impl SubgraphHarness {
         before: &[fn(&crate::Kit) -> crate::Subgraph],
         build: fn(&crate::Kit) -> crate::Subgraph,
     ) -> Self {
-        let db = test_database().await;
+        Self::start_on(test_database().await, &[], before, build).await
+    }
+
+    /// As [`SubgraphHarness::start_after`], on `db` (several harnesses may share one database,
+    /// as replicas do) with `extra` variables (`REDIS_URL`, ...).
+    pub async fn start_on(
+        db: TestDatabase,
+        extra: &[(&str, &str)],
+        before: &[fn(&crate::Kit) -> crate::Subgraph],
+        build: fn(&crate::Kit) -> crate::Subgraph,
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("a data dir");
-        let vars = [
+        let mut vars = vec![
             ("DATABASE_URL".to_owned(), db.url().to_owned()),
             ("PYAIRTABLE_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
             ("PYAIRTABLE_INTERNAL_SECRET".to_owned(), TEST_INTERNAL_SECRET.to_owned()),
         ];
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = crate::Config::from_vars(vars).expect("test configuration");
         let kit = std::sync::Arc::new(crate::Kit::start(config).await.expect("kit starts"));
         let key = crate::IdentityKey::new(&crate::Secret::new(TEST_INTERNAL_SECRET));
@@ -246,6 +258,15 @@ impl SubgraphHarness {
         let subgraph = build(&kit);
         let server = spawn_app(crate::subgraph::http_app(&subgraph, key.clone(), kit.ready_check())).await;
         Self { server, db, key, kit, _data_dir: data_dir }
+    }
+
+    /// Publishes an event as another subgraph would, then has the authorizer apply what it
+    /// changes (as subgraphs do after committing such an event).
+    pub async fn publish(&self, topic: &str, payload: serde_json::Value) {
+        let mut tx = self.kit.db.begin().await.expect("begin");
+        crate::events::publish(&mut tx, topic, &payload).await.expect("publish");
+        tx.commit().await.expect("commit");
+        self.kit.authorizer().sync().await.expect("the authorizer applies it");
     }
 
     /// A client that calls as `caller`, with the router's signed identity header.

@@ -119,17 +119,7 @@ impl Workspace {
             .await?
             .unwrap_or_default();
         let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
-        let window: Vec<Collaborator> = all
-            .into_iter()
-            .filter(|c| args.after.is_none_or(|a| c.key > a) && args.before.is_none_or(|b| c.key < b))
-            .collect();
-        let fetch = usize::try_from(args.fetch()).unwrap_or(usize::MAX);
-        let rows: Vec<Collaborator> = if args.backward {
-            window.into_iter().rev().take(fetch).collect()
-        } else {
-            window.into_iter().take(fetch).collect()
-        };
-        Ok(connection(args.page(rows), total, |c| c.key, |c| c))
+        Ok(connection(args.slice(all, |c| c.key), total, |c| c.key, |c| c))
     }
 
     /// The signed-in user's effective role here, if any.

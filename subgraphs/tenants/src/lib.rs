@@ -11,6 +11,7 @@ use pyairtable_kit::subgraph::dataloader;
 use pyairtable_kit::{Kit, Subgraph, authz};
 
 pub use schema::{Mutation, Query, TenantsSchema};
+pub use service::{GRACE_DAYS, purge};
 
 /// The subgraph's name in the supergraph.
 pub const NAME: &str = "tenants";

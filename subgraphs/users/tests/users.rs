@@ -19,16 +19,13 @@ fn uuid(value: &Value) -> Uuid {
 /// What tenants and invitations publish when `owner` creates an organization and `members` join.
 async fn share_organization(harness: &SubgraphHarness, owner: &Value, members: &[&Value]) {
     let org = Uuid::now_v7();
-    let mut tx = harness.kit.db.begin().await.expect("begin");
-    let created = json!({ "organization_id": org, "owner_id": owner, "name": "Acme" });
-    events::publish(&mut tx, "organization.created", &created).await.expect("publish");
+    harness
+        .publish("organization.created", json!({ "organization_id": org, "owner_id": owner, "name": "Acme" }))
+        .await;
     for member in members {
         let joined = json!({ "organization_id": org, "user_id": member, "role": "member", "invitation_id": Uuid::now_v7() });
-        events::publish(&mut tx, "invitation.accepted", &joined).await.expect("publish");
+        harness.publish("invitation.accepted", joined).await;
     }
-    tx.commit().await.expect("commit");
-    // As tenants does after committing: bindings apply now and outdated decisions are dropped.
-    harness.kit.authorizer().sync().await.expect("sync");
 }
 
 /// What the auth subgraph does at sign-up: a `user.registered` event in the event log.

@@ -132,19 +132,7 @@ async fn visible(
     let readable: Vec<Resource> =
         candidates.into_iter().zip(allowed).filter(|(_, ok)| *ok).map(|(r, _)| r).collect();
     let total = i64::try_from(readable.len()).unwrap_or(i64::MAX);
-    let window: Vec<Resource> = readable
-        .into_iter()
-        .filter(|r| {
-            args.after.is_none_or(|a| workspace_id(r) > a) && args.before.is_none_or(|b| workspace_id(r) < b)
-        })
-        .collect();
-    let fetch = usize::try_from(args.fetch()).unwrap_or(usize::MAX);
-    let chosen: Vec<Resource> = if args.backward {
-        window.into_iter().rev().take(fetch).collect()
-    } else {
-        window.into_iter().take(fetch).collect()
-    };
-    let page: Page<Resource> = args.page(chosen);
+    let page: Page<Resource> = args.slice(readable, workspace_id);
     let rows = ctx.data::<DataLoader<WorkspaceLoader>>()?.load_many(page.items.iter().map(key)).await?;
     let page = Page {
         items: page.items.iter().filter_map(|r| rows.get(&key(r)).cloned()).collect(),
