@@ -108,21 +108,31 @@ impl Scope {
     /// Sets this scope on `tx`, transaction-locally: it ends with the transaction, so a pooled
     /// connection never carries it into the next one.
     pub async fn apply(&self, tx: &mut PgConnection) -> crate::Result<()> {
-        let tenants =
-            format!("{{{}}}", self.tenants.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","));
-        let user = self.user.map(|u| u.to_string()).unwrap_or_default();
         sqlx::query("select set_config('app.tenant_ids', $1, true), set_config('app.user_id', $2, true)")
-            .bind(tenants)
-            .bind(user)
+            .bind(self.tenant_list())
+            .bind(self.user_text())
             .execute(tx)
             .await?;
         Ok(())
     }
+
+    /// The tenants as a PostgreSQL `uuid[]` literal.
+    fn tenant_list(&self) -> String {
+        format!("{{{}}}", self.tenants.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","))
+    }
+
+    fn user_text(&self) -> String {
+        self.user.map(|u| u.to_string()).unwrap_or_default()
+    }
 }
 
-/// Begins a transaction that sees only what `scope` allows.
+/// Begins a transaction that sees only what `scope` allows. The scope is set in the same round
+/// trip as `BEGIN` (ids are formatted from `Uuid`s, so the statement cannot carry anything else).
 pub async fn scoped(pool: &PgPool, scope: &Scope) -> crate::Result<Transaction<'static, Postgres>> {
-    let mut tx = pool.begin().await?;
-    scope.apply(&mut tx).await?;
-    Ok(tx)
+    let begin = format!(
+        "begin; select set_config('app.tenant_ids', '{}', true), set_config('app.user_id', '{}', true)",
+        scope.tenant_list(),
+        scope.user_text()
+    );
+    Ok(pool.begin_with(sqlx::AssertSqlSafe(begin)).await?)
 }
