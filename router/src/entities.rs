@@ -44,7 +44,9 @@ pub fn collect_targets<'v>(
             each_item(items, path, |item, path| collect_targets(item, rest, path, schema, out));
         }
         (FlattenNodePathSegment::TypeCondition(types), Value::Object(object)) => {
-            let matches = typename(object).is_some_and(|t| types.iter().any(|c| schema.matches(t, c)));
+            // An object without `__typename` comes from a subgraph that cannot tell (an
+            // `@interfaceObject`): the next fetch decides.
+            let matches = typename(object).is_none_or(|t| types.iter().any(|c| schema.matches(t, c)));
             if matches {
                 collect_targets(value, rest, path, schema, out);
             }
@@ -64,16 +66,28 @@ fn each_item<'v>(items: &'v [Value], path: &mut Vec<Value>, mut f: impl FnMut(&'
     }
 }
 
-/// The representation of `object` for an entity fetch: the `requires` selection of it, by field
-/// name. `None` when the object does not match the selection's type condition or lacks a required
-/// field (an earlier fetch failed).
+/// The representation of `object` for an entity fetch: its `__typename` and the `requires`
+/// selection of it. A selected field is read under its name, else under its response key (the
+/// planner names a field it fetched under an internal alias that way), and written under its
+/// response key. Fields the data lacks are left out (an earlier fetch failed: the subgraph says
+/// what is missing); `None` when nothing at all is selected.
 pub fn representation(object: &Value, requires: &SelectionSet, schema: &SchemaIndex) -> Option<Value> {
     let Value::Object(object) = object else { return None };
     let mut out = Map::new();
-    if !select_into(object, requires, schema, &mut out) || out.is_empty() {
+    select_into(object, requires, schema, &mut out);
+    let only_typename = out.keys().all(|k| k == "__typename");
+    if out.is_empty() || (only_typename && !selects_only_typename(requires)) {
         return None;
     }
     Some(Value::Object(out))
+}
+
+fn selects_only_typename(selection: &SelectionSet) -> bool {
+    selection.items.iter().all(|item| match item {
+        SelectionItem::Field(field) => field.name == "__typename",
+        SelectionItem::InlineFragment(fragment) => selects_only_typename(&fragment.selections),
+        SelectionItem::FragmentSpread(_) => true,
+    })
 }
 
 fn select_into(
@@ -81,47 +95,47 @@ fn select_into(
     selection: &SelectionSet,
     schema: &SchemaIndex,
     out: &mut Map<String, Value>,
-) -> bool {
+) {
+    if let Some(typename) = object.get("__typename") {
+        out.insert("__typename".to_owned(), typename.clone());
+    }
     for item in &selection.items {
         match item {
             SelectionItem::InlineFragment(fragment) => {
-                let matches = typename(object).is_some_and(|t| schema.matches(t, &fragment.type_condition));
-                if matches && !select_into(object, &fragment.selections, schema, out) {
-                    return false;
+                let condition = &fragment.type_condition;
+                let matches = typename(object)
+                    .is_none_or(|t| schema.matches(t, condition) || schema.matches(condition, t));
+                if matches {
+                    select_into(object, &fragment.selections, schema, out);
                 }
             }
+            SelectionItem::Field(field) if field.name == "__typename" => {}
             SelectionItem::Field(field) => {
                 let key = field.alias.as_deref().unwrap_or(&field.name);
-                let Some(value) = object.get(key) else { return false };
+                let Some(value) = object.get(&field.name).or_else(|| object.get(key)) else { continue };
                 let selected = if field.selections.is_empty() {
                     value.clone()
                 } else {
-                    match select_value(value, &field.selections, schema) {
-                        Some(v) => v,
-                        None => return false,
-                    }
+                    select_value(value, &field.selections, schema)
                 };
-                out.insert(field.name.clone(), selected);
+                out.insert(key.to_owned(), selected);
             }
-            SelectionItem::FragmentSpread(_) => return false,
+            SelectionItem::FragmentSpread(_) => {}
         }
     }
-    true
 }
 
-fn select_value(value: &Value, selection: &SelectionSet, schema: &SchemaIndex) -> Option<Value> {
+fn select_value(value: &Value, selection: &SelectionSet, schema: &SchemaIndex) -> Value {
     match value {
-        Value::Null => Some(Value::Null),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| select_value(i, selection, schema))
-            .collect::<Option<Vec<_>>>()
-            .map(Value::Array),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| select_value(i, selection, schema)).collect())
+        }
         Value::Object(object) => {
             let mut out = Map::new();
-            select_into(object, selection, schema, &mut out).then_some(Value::Object(out))
+            select_into(object, selection, schema, &mut out);
+            Value::Object(out)
         }
-        _ => None,
+        other => other.clone(),
     }
 }
 

@@ -140,15 +140,22 @@ impl Projection<'_> {
                 }
                 Ok(value.clone())
             }
-            TypeKind::Object | TypeKind::Interface | TypeKind::Union => {
+            TypeKind::Object => {
                 let Value::Object(object) = value else { return Ok(Value::Null) };
-                let runtime = object
-                    .get("__typename")
-                    .and_then(Value::as_str)
-                    .filter(|t| self.schema.get(t).is_some_and(|d| d.kind == TypeKind::Object))
-                    .unwrap_or(name)
-                    .to_owned();
-                self.object(&runtime, object, sets, path)
+                self.object(name, object, sets, path)
+            }
+            TypeKind::Interface | TypeKind::Union => {
+                let Value::Object(object) = value else { return Ok(Value::Null) };
+                match object.get("__typename").and_then(Value::as_str) {
+                    None => self.object(name, object, sets, path),
+                    // A type the public schema does not have (`@inaccessible`) is never shown: the
+                    // value is null, as if the subgraph had not resolved it.
+                    Some(runtime) if !self.schema.matches(runtime, name) => Ok(Value::Null),
+                    Some(runtime) => {
+                        let runtime = runtime.to_owned();
+                        self.object(&runtime, object, sets, path)
+                    }
+                }
             }
         }
     }

@@ -39,10 +39,13 @@ pub fn plan_value_to_json(value: &PlanValue, variables: &Map<String, Value>) -> 
     }
 }
 
-/// Deep-merges `source` into `target`: objects field by field, lists item by item; anything else
-/// replaces a null target and leaves a non-null one (the first subgraph to answer wins).
+/// Deep-merges `source` into `target`: objects field by field, lists item by item; a null source
+/// changes nothing, and any other value replaces the target. A later fetch thus refines what an
+/// earlier one wrote: the concrete `__typename` an entity fetch resolves replaces the interface
+/// name an `@interfaceObject` subgraph answered with.
 pub fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
+        (_, Value::Null) => {}
         (Value::Object(t), Value::Object(s)) => {
             for (key, value) in s {
                 match t.get_mut(&key) {
@@ -53,13 +56,12 @@ pub fn deep_merge(target: &mut Value, source: Value) {
                 }
             }
         }
-        (Value::Array(t), Value::Array(s)) if t.len() == s.len() => {
+        (Value::Array(t), Value::Array(s)) => {
             for (existing, value) in t.iter_mut().zip(s) {
                 deep_merge(existing, value);
             }
         }
-        (target @ Value::Null, source) => *target = source,
-        _ => {}
+        (target, source) => *target = source,
     }
 }
 
