@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+mod federation;
+pub use federation::FederationConfig;
+
 /// Variables under this prefix are reserved for test suites and ignored by the configuration.
 const TEST_PREFIX: &str = "PYAIRTABLE_TEST_";
 const PREFIX: &str = "PYAIRTABLE_";
@@ -44,6 +47,36 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_GRAPHIQL", "serve GraphiQL at / : true or false (default true)"),
     ("PYAIRTABLE_INTROSPECTION", "answer introspection queries: true or false (default true)"),
     ("PYAIRTABLE_SUBGRAPH_TIMEOUT_MS", "router: timeout of one subgraph fetch (default 30000)"),
+    (
+        "PYAIRTABLE_SUBGRAPH_TIMEOUTS",
+        "router: per-subgraph fetch timeouts, name=milliseconds pairs, comma separated",
+    ),
+    (
+        "PYAIRTABLE_SUBGRAPH_RETRIES",
+        "router: retries of a query fetch after a connection error or 5xx (default 2)",
+    ),
+    (
+        "PYAIRTABLE_SUBGRAPH_RETRY_BACKOFF_MS",
+        "router: first retry's backoff, doubled each time, jittered (default 50)",
+    ),
+    (
+        "PYAIRTABLE_SUBGRAPH_BREAKER_FAILURES",
+        "router: consecutive failures that open a subgraph's circuit; 0: never (default 5)",
+    ),
+    (
+        "PYAIRTABLE_SUBGRAPH_BREAKER_COOLDOWN_MS",
+        "router: how long an open circuit refuses fetches before a probe (default 10000)",
+    ),
+    (
+        "PYAIRTABLE_SUBGRAPH_DEDUPE",
+        "router: share identical in-flight query fetches of one caller (default true)",
+    ),
+    ("PYAIRTABLE_SUBGRAPH_HTTP2", "router: subgraphs spoken to in HTTP/2 with prior knowledge (h2c), or all"),
+    (
+        "PYAIRTABLE_SUPERGRAPH_POLL_MS",
+        "router: how often the supergraph file is checked for changes; 0: never (default 1000)",
+    ),
+    ("PYAIRTABLE_OVERRIDE_LABELS", "router: progressive @override labels turned on, comma separated"),
     (
         "PYAIRTABLE_TRUSTED_PROXIES",
         "router: CIDRs whose X-Forwarded-For is believed (default loopback and private ranges; none: never)",
@@ -126,6 +159,8 @@ pub struct Config {
     pub permissions_url: String,
     /// Peers whose `X-Forwarded-For` names the client (ingresses, load balancers).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Subgraph fetches and the supergraph file (router).
+    pub federation: FederationConfig,
 }
 
 impl Config {
@@ -163,6 +198,7 @@ impl Config {
                 .public_url("PYAIRTABLE_PERMISSIONS_URL")?
                 .unwrap_or_else(|| "http://permissions:4000".into()),
             trusted_proxies: env.networks("PYAIRTABLE_TRUSTED_PROXIES")?.unwrap_or_else(private_networks),
+            federation: FederationConfig::from_env(&env)?,
         })
     }
 
