@@ -15,7 +15,10 @@ use pyairtable_kit::http::{ReadyCheck, serve};
 use pyairtable_kit::{Caller, Config, IdentityKey, Kit, Subgraph};
 use pyairtable_router::compose::{SubgraphSdl, compose};
 use pyairtable_router::transport::SubgraphRequest;
-use pyairtable_router::{Authenticator, Http, InProcess, RouterOptions, Supergraph, Transport};
+use pyairtable_router::transport::{HttpSubgraphs, TransportError};
+use pyairtable_router::{
+    Authenticator, Gateway, Http, InProcess, RouterOptions, SubgraphPolicy, Supergraph, Transport,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -115,10 +118,20 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
 }
 
 fn router_options(config: &Config) -> RouterOptions {
+    let federation = &config.federation;
     RouterOptions {
         introspection: config.introspection,
         graphiql: config.graphiql,
-        subgraph_timeout: Duration::from_millis(config.subgraph_timeout_ms),
+        subgraphs: SubgraphPolicy {
+            timeout: Duration::from_millis(config.subgraph_timeout_ms),
+            timeouts: federation.subgraph_timeouts.iter().cloned().collect(),
+            retries: federation.retries,
+            retry_backoff: federation.retry_backoff,
+            breaker_failures: federation.breaker_failures,
+            breaker_cooldown: federation.breaker_cooldown,
+            dedupe: federation.dedupe,
+        },
+        override_labels: federation.override_labels.iter().cloned().collect(),
         trusted_proxies: config.trusted_proxies.clone(),
     }
 }
@@ -173,39 +186,47 @@ pub async fn build_subgraph(name: &str, config: Config) -> anyhow::Result<Server
 }
 
 /// The router alone, over HTTP subgraphs: composed from their SDL (`PYAIRTABLE_SUBGRAPHS` /
-/// `--subgraph`), or loaded from a supergraph file (`PYAIRTABLE_SUPERGRAPH` / `--supergraph`).
+/// `--subgraph`), or loaded from a supergraph file (`PYAIRTABLE_SUPERGRAPH` / `--supergraph`),
+/// which is then reloaded whenever it changes.
 pub async fn build_router(config: Config) -> anyhow::Result<Server> {
-    let key = IdentityKey::new(config.require_internal_secret()?);
-    let timeout = Duration::from_millis(config.subgraph_timeout_ms);
     let sdl = match &config.supergraph {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("PYAIRTABLE_SUPERGRAPH: cannot read {}", path.display()))?,
         None if config.subgraphs.is_empty() => bail!(
             "the router needs subgraphs: --subgraph name=url (or PYAIRTABLE_SUBGRAPHS) or --supergraph FILE"
         ),
-        None => compose_remote(&config.subgraphs, &key, timeout).await?,
+        None => {
+            let key = IdentityKey::new(config.require_internal_secret()?);
+            compose_remote(&config.subgraphs, &key, Duration::from_millis(config.subgraph_timeout_ms)).await?
+        }
     };
     let supergraph = Supergraph::parse(&sdl)?;
-    let mut transports: HashMap<String, Arc<dyn Transport>> = HashMap::new();
-    for info in &supergraph.subgraphs {
-        let configured = config.subgraphs.iter().find(|(n, _)| *n == info.name).map(|(_, u)| u.clone());
-        let Some(url) = configured.or_else(|| info.url.clone()) else {
-            bail!("subgraph {} has no URL in the supergraph; give --subgraph {}=URL", info.name, info.name);
-        };
-        let http = Http::new(&url, key.clone(), timeout)
-            .map_err(|e| anyhow::anyhow!("subgraph {}: {e}", info.name))?;
-        transports.insert(info.name.clone(), Arc::new(http));
-    }
-    let authenticator = auth_url(&config, &supergraph).map(|url| {
-        let authority = Arc::new(HttpAuthority::new(&url, key.clone(), timeout));
+    let has_auth = supergraph.subgraphs.iter().any(|s| s.name == pyairtable_auth::NAME);
+    // Our subgraphs trust only the signed identity; a supergraph of other services (no auth
+    // subgraph) can run without the secret, and its subgraphs then get no identity header.
+    let key = match (&config.internal_secret, has_auth) {
+        (Some(secret), _) => Some(IdentityKey::new(secret)),
+        (None, true) => Some(IdentityKey::new(config.require_internal_secret()?)),
+        (None, false) => None,
+    };
+    let authenticator = auth_url(&config, &supergraph).zip(key.clone()).map(|(url, key)| {
+        let timeout = Duration::from_millis(config.subgraph_timeout_ms);
+        let authority = Arc::new(HttpAuthority::new(&url, key, timeout));
         Arc::new(Authenticator::new(authority, TokenAudience::default()))
     });
     if authenticator.is_none() {
         tracing::warn!("the supergraph has no auth subgraph: every caller is anonymous");
     }
+    let connector =
+        HttpSubgraphs { key, urls: config.subgraphs.clone(), http2: config.federation.http2.clone() };
+    let options = router_options(&config);
+    let gateway = Arc::new(Gateway::new(supergraph, connector, options.subgraphs.clone())?);
+    if let (Some(path), Some(every)) = (&config.supergraph, config.federation.supergraph_poll) {
+        gateway.watch(path.clone(), every);
+    }
     let listener = bind(&config).await?;
     let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    let app = pyairtable_router::app(supergraph, transports, router_options(&config), ready, authenticator)?;
+    let app = pyairtable_router::app_with(gateway, options, ready, authenticator);
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     Ok(Server { listener, app, kit: None })
 }
@@ -229,15 +250,15 @@ async fn compose_remote(
     let mut sdls = Vec::with_capacity(subgraphs.len());
     for (name, url) in subgraphs {
         let http =
-            Http::new(url, key.clone(), timeout).map_err(|e| anyhow::anyhow!("subgraph {name}: {e}"))?;
-        sdls.push(fetch_sdl(name, &http).await?);
+            Http::new(url, Some(key.clone()), false).map_err(|e| anyhow::anyhow!("subgraph {name}: {e}"))?;
+        sdls.push(fetch_sdl(name, &http, timeout).await?);
     }
     let inputs: Vec<SubgraphSdl<'_>> =
         subgraphs.iter().zip(&sdls).map(|((name, url), sdl)| SubgraphSdl { name, url, sdl }).collect();
     Ok(compose(&inputs)?)
 }
 
-async fn fetch_sdl(name: &str, http: &Http) -> anyhow::Result<String> {
+async fn fetch_sdl(name: &str, http: &Http, timeout: Duration) -> anyhow::Result<String> {
     let caller = Caller::anonymous();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -247,7 +268,8 @@ async fn fetch_sdl(name: &str, http: &Http) -> anyhow::Result<String> {
             caller: &caller,
             request_id: "router-startup",
         };
-        let error = match http.fetch(request).await {
+        let fetched = tokio::time::timeout(timeout, http.fetch(request)).await;
+        let error = match fetched.unwrap_or(Err(TransportError::Timeout(timeout))) {
             Ok(response) => {
                 match response.data.as_ref().and_then(|d| d.pointer("/_service/sdl")).and_then(|s| s.as_str())
                 {

@@ -9,18 +9,20 @@ use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchNode, FetchRewrite, FlattenNode, FlattenNodePath, PlanNode,
 };
+use hive_router_query_planner::state::supergraph_state::OperationKind;
 use pyairtable_kit::Caller;
 use serde_json::{Map, Value};
 
 use crate::entities::{apply_rewrites, collect_targets, representation};
+use crate::fetch::{Fetch, Fetcher};
 use crate::response::{GraphQLError, code};
 use crate::schema::SchemaIndex;
-use crate::transport::{SubgraphRequest, SubgraphResponse, Transport};
+use crate::transport::SubgraphResponse;
 use crate::value::deep_merge;
 
 /// Everything one execution needs, and the data it builds.
 pub struct Execution<'a> {
-    pub transports: &'a HashMap<String, Arc<dyn Transport>>,
+    pub fetchers: &'a HashMap<String, Arc<Fetcher>>,
     pub schema: &'a SchemaIndex,
     pub variables: &'a Map<String, Value>,
     pub caller: &'a Caller,
@@ -56,7 +58,7 @@ struct Target {
 
 impl<'a> Execution<'a> {
     pub fn new(
-        transports: &'a HashMap<String, Arc<dyn Transport>>,
+        fetchers: &'a HashMap<String, Arc<Fetcher>>,
         schema: &'a SchemaIndex,
         variables: &'a Map<String, Value>,
         caller: &'a Caller,
@@ -64,7 +66,7 @@ impl<'a> Execution<'a> {
         data: Value,
     ) -> Self {
         let state = Mutex::new(State { data, ..State::default() });
-        Self { transports, schema, variables, caller, request_id, state }
+        Self { fetchers, schema, variables, caller, request_id, state }
     }
 
     /// Runs `node` and returns what it built.
@@ -82,7 +84,7 @@ impl<'a> Execution<'a> {
     fn node<'b>(&'b self, node: &'b PlanNode) -> BoxFuture<'b, ()> {
         Box::pin(async move {
             match node {
-                PlanNode::Fetch(fetch) => self.root_fetch(fetch).await,
+                PlanNode::Fetch(fetch) => self.root_fetch(fetch, None).await,
                 PlanNode::Flatten(flatten) => self.flatten(flatten).await,
                 PlanNode::BatchFetch(batch) => self.batch_fetch(batch).await,
                 PlanNode::Sequence(sequence) => {
@@ -124,30 +126,41 @@ impl<'a> Execution<'a> {
         service: &str,
         query: &str,
         variables: Map<String, Value>,
+        kind: Option<&OperationKind>,
     ) -> Result<SubgraphResponse, GraphQLError> {
-        let Some(transport) = self.transports.get(service) else {
+        let Some(fetcher) = self.fetchers.get(service) else {
             return Err(GraphQLError::new(
                 format!("no route to subgraph {service:?}"),
                 code::INTERNAL_SERVER_ERROR,
             ));
         };
-        let started = std::time::Instant::now();
-        let request = SubgraphRequest { query, variables, caller: self.caller, request_id: self.request_id };
-        let result = transport.fetch(request).await;
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        let labels = [("subgraph", service.to_owned()), ("outcome", outcome.to_owned())];
-        metrics::histogram!("router_subgraph_fetch_duration_seconds", &labels)
-            .record(started.elapsed().as_secs_f64());
-        result.map_err(|err| {
+        let idempotent = !matches!(kind, Some(OperationKind::Mutation));
+        let fetch = Fetch { query, variables, caller: self.caller, request_id: self.request_id, idempotent };
+        fetcher.fetch(fetch).await.map_err(|err| {
             tracing::warn!(subgraph = service, request_id = self.request_id, %err, "subgraph fetch failed");
             let message = format!("subgraph {service:?} {}", err.public_message());
             GraphQLError::new(message, code::SUBGRAPH_REQUEST_FAILED).with_extension("serviceName", service)
         })
     }
 
-    async fn root_fetch(&self, fetch: &FetchNode) {
+    /// A fetch from a root type, merged at the root or, when the plan re-enters a root type below
+    /// it (`mutation { doSomething { query { ... } } }`), at every object found at `path`.
+    async fn root_fetch(&self, fetch: &FetchNode, path: Option<&FlattenNodePath>) {
+        let targets: Vec<Vec<Value>> = match path {
+            None => vec![Vec::new()],
+            Some(path) => {
+                let state = self.lock();
+                let mut found = Vec::new();
+                collect_targets(&state.data, path.as_slice(), &mut Vec::new(), self.schema, &mut found);
+                found.into_iter().map(|(path, _)| path).collect()
+            }
+        };
+        if targets.is_empty() {
+            return;
+        }
         let variables = self.variables_for(fetch.variable_usages.as_ref());
-        let result = self.send(&fetch.service_name, &fetch.operation.document_str, variables).await;
+        let query = &fetch.operation.document_str;
+        let result = self.send(&fetch.service_name, query, variables, fetch.operation_kind.as_ref()).await;
         let mut state = self.lock();
         match result {
             Ok(response) => {
@@ -155,13 +168,23 @@ impl<'a> Execution<'a> {
                     if let Some(rewrites) = &fetch.output_rewrites {
                         apply_rewrites(&mut data, rewrites, self.schema);
                     }
-                    deep_merge(&mut state.data, data);
+                    for target in &targets {
+                        if let Some(slot) = pointer_mut(&mut state.data, target) {
+                            deep_merge(slot, data.clone());
+                        }
+                    }
                 }
-                state.errors.extend(response.errors.into_iter().map(GraphQLError::from_subgraph));
+                for error in response.errors.into_iter().map(GraphQLError::from_subgraph) {
+                    state.errors.extend(targets.iter().map(|target| prefixed(error.clone(), target)));
+                }
             }
             Err(error) => {
-                state.errors.push(error);
-                state.failed_paths.push(Vec::new());
+                let first = targets.first().filter(|p| !p.is_empty()).cloned();
+                state.errors.push(match first {
+                    Some(path) => error.with_path(path),
+                    None => error,
+                });
+                state.failed_paths.extend(targets);
             }
         }
     }
@@ -171,7 +194,7 @@ impl<'a> Execution<'a> {
             return self.internal("a Flatten node without a Fetch");
         };
         let Some(requires) = &fetch.requires else {
-            return self.internal("an entity fetch without requires");
+            return self.root_fetch(fetch, Some(&flatten.path)).await;
         };
         let group = EntityGroup {
             paths: vec![&flatten.path],
@@ -222,7 +245,7 @@ impl<'a> Execution<'a> {
         if targets.iter().all(Vec::is_empty) {
             return;
         }
-        let result = self.send(service, query, variables).await;
+        let result = self.send(service, query, variables, None).await;
         let mut state = self.lock();
         match result {
             Ok(response) => self.merge_entities(&mut state, response, &groups, &targets),
@@ -320,6 +343,16 @@ fn relocate(error: GraphQLError, groups: &[EntityGroup<'_>], targets: &[Vec<Targ
         })
         .collect();
     if moved.is_empty() { vec![GraphQLError { path: None, ..error }] } else { moved }
+}
+
+/// `error` with `prefix` before its path (nothing to place when it has no path).
+fn prefixed(error: GraphQLError, prefix: &[Value]) -> GraphQLError {
+    match error.path {
+        Some(path) if !prefix.is_empty() => {
+            GraphQLError { path: Some(prefix.iter().cloned().chain(path).collect()), ..error }
+        }
+        _ => error,
+    }
 }
 
 /// The value at `path` (object keys and list indexes).

@@ -6,9 +6,12 @@ pub mod auth;
 pub mod compose;
 mod entities;
 mod execute;
+pub mod fetch;
+pub mod gateway;
 mod http;
 mod introspection;
 mod pipeline;
+mod plan_cache;
 mod projection;
 pub mod response;
 mod schema;
@@ -24,6 +27,8 @@ use axum::routing::get;
 use pyairtable_kit::http::{ReadyCheck, instrument, ops_routes};
 
 pub use auth::{AuthError, Authenticator, PublicOperations};
+pub use fetch::SubgraphPolicy;
+pub use gateway::{Connector, Gateway};
 pub use pipeline::{GraphQLRequest, Outcome, Pipeline, RouterOptions};
 pub use supergraph::{SubgraphInfo, Supergraph, SupergraphError};
 pub use transport::{Http, InProcess, Transport};
@@ -37,9 +42,7 @@ pub enum RouterError {
     MissingSubgraphs(Vec<String>),
 }
 
-/// The router's HTTP app: `/graphql` (GET, POST), GraphiQL at `/` when enabled, and `/healthz`,
-/// `/readyz`, `/metrics`; with an authenticator, `/.well-known/jwks.json` too. Without one (a
-/// supergraph with no auth service) every caller is anonymous and credentials are refused.
+/// The router's HTTP app on fixed transports (see [`app_with`]).
 pub fn app(
     supergraph: Supergraph,
     transports: HashMap<String, Arc<dyn Transport>>,
@@ -47,23 +50,29 @@ pub fn app(
     ready: ReadyCheck,
     authenticator: Option<Arc<Authenticator>>,
 ) -> Result<axum::Router, RouterError> {
-    let missing: Vec<String> = supergraph
-        .subgraphs
-        .iter()
-        .filter(|s| !transports.contains_key(&s.name))
-        .map(|s| s.name.clone())
-        .collect();
-    if !missing.is_empty() {
-        return Err(RouterError::MissingSubgraphs(missing));
-    }
+    let gateway = Arc::new(Gateway::new(supergraph, transports, options.subgraphs.clone())?);
+    Ok(app_with(gateway, options, ready, authenticator))
+}
+
+/// The router's HTTP app: `/graphql` (GET, POST), GraphiQL at `/` when enabled, and `/healthz`
+/// (also `/health`), `/readyz`, `/metrics`; with an authenticator, `/.well-known/jwks.json` too.
+/// Without one (a supergraph with no auth service) every caller is anonymous and credentials are
+/// refused. The gateway's supergraph can be reloaded while the app serves.
+pub fn app_with(
+    gateway: Arc<Gateway>,
+    options: RouterOptions,
+    ready: ReadyCheck,
+    authenticator: Option<Arc<Authenticator>>,
+) -> axum::Router {
     let graphiql = options.graphiql;
-    let pipeline = Arc::new(Pipeline::new(supergraph, transports, options, authenticator));
+    let pipeline = Arc::new(Pipeline::new(gateway, options, authenticator));
     let mut routes = axum::Router::new()
         .route("/graphql", get(http::get_graphql).post(http::post_graphql))
         .route("/.well-known/jwks.json", get(http::jwks))
+        .route("/health", get(|| async { "ok" }))
         .with_state(pipeline);
     if graphiql {
         routes = routes.route("/", get(http::graphiql));
     }
-    Ok(instrument(routes.merge(ops_routes(ready)), "router"))
+    instrument(routes.merge(ops_routes(ready)), "router")
 }

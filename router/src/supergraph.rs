@@ -1,11 +1,13 @@
 //! A loaded supergraph: the planner, the public schema, and the subgraphs it names.
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use graphql_tools::parser::schema::{Definition, TypeDefinition, Value, parse_schema};
 use graphql_tools::static_graphql::schema::Document;
+use hive_router_query_planner::graph::{PERCENTAGE_SCALE_FACTOR, PlannerOverrideContext};
 use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
 
 use crate::schema::SchemaIndex;
@@ -53,6 +55,22 @@ impl Supergraph {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         sdl.hash(&mut hasher);
         Ok(Self { planner, schema, api_document, subgraphs, version: hasher.finish() })
+    }
+}
+
+impl Supergraph {
+    /// The progressive overrides (`@override(label:)`) for one request: the custom labels this
+    /// router turns on, and a fresh draw for the percentage labels. The number tells which
+    /// percentage labels the draw turned on: requests with the same number share plans.
+    pub fn override_context(&self, labels: &HashSet<String>) -> (PlannerOverrideContext, u64) {
+        let overrides = &self.planner.supergraph.progressive_overrides;
+        let flags: HashSet<String> = overrides.flags.intersection(labels).cloned().collect();
+        if overrides.percentages.is_empty() {
+            return (PlannerOverrideContext::new(flags, 0), 0);
+        }
+        let draw = rand::random_range(0..100 * PERCENTAGE_SCALE_FACTOR);
+        let on = overrides.percentages.iter().filter(|p| draw < **p).count() as u64;
+        (PlannerOverrideContext::new(flags, draw), on)
     }
 }
 

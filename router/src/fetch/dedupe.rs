@@ -1,0 +1,77 @@
+//! Deduplication of identical in-flight subgraph fetches: while one fetch with a given key is
+//! running, the same fetch from another request waits for its answer instead of sending its own.
+//! The key holds the whole query, the variables and the caller's identity, so two callers'
+//! fetches are never merged.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use crate::transport::{SubgraphResponse, TransportError};
+
+pub type FetchResult = Result<SubgraphResponse, TransportError>;
+
+type Slot = watch::Receiver<Option<Arc<FetchResult>>>;
+
+/// The fetches in flight, by key.
+#[derive(Default)]
+pub struct Inflight(Mutex<HashMap<String, Slot>>);
+
+/// Removes the leader's slot when it finishes or is cancelled.
+struct Leader<'a> {
+    inflight: &'a Inflight,
+    key: &'a str,
+    slot: Slot,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let mut map = self.inflight.lock();
+        if map.get(self.key).is_some_and(|s| s.same_channel(&self.slot)) {
+            map.remove(self.key);
+        }
+    }
+}
+
+impl Inflight {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `fetch`, unless a fetch with the same key is in flight: then its answer, and `true`.
+    /// When the fetch being waited for is cancelled, this one runs after all.
+    pub async fn run<F>(&self, key: String, fetch: F) -> (FetchResult, bool)
+    where
+        F: Future<Output = FetchResult>,
+    {
+        let joined = {
+            let mut map = self.lock();
+            match map.get(&key) {
+                Some(slot) => Err(slot.clone()),
+                None => {
+                    let (sender, slot) = watch::channel(None);
+                    map.insert(key.clone(), slot.clone());
+                    Ok((sender, slot))
+                }
+            }
+        };
+        match joined {
+            Ok((sender, slot)) => {
+                let leader = Leader { inflight: self, key: &key, slot };
+                let result = fetch.await;
+                drop(leader);
+                let _ = sender.send(Some(Arc::new(result.clone())));
+                (result, false)
+            }
+            Err(mut slot) => {
+                let shared = slot.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
+                match shared {
+                    Some(result) => (result.as_ref().clone(), true),
+                    None => (fetch.await, false),
+                }
+            }
+        }
+    }
+}
