@@ -1,11 +1,9 @@
 //! One GraphQL request through the router: parse, validate, plan (cached), coerce variables,
 //! execute, project.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::num::NonZeroUsize;
+use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use graphql_tools::static_graphql::query::{
@@ -18,20 +16,21 @@ use hive_router_query_planner::ast::operation::OperationDefinition;
 use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::graph::PlannerOverrideContext;
+use hive_router_query_planner::planner::Planner;
 use hive_router_query_planner::planner::plan_nodes::QueryPlan;
 use hive_router_query_planner::utils::cancellation::CancellationToken;
-use lru::LruCache;
 use pyairtable_kit::Caller;
 use serde_json::{Map, Value};
 
 use crate::auth::Authenticator;
 use crate::execute::Execution;
+use crate::fetch::SubgraphPolicy;
+use crate::gateway::{Active, Gateway};
 use crate::introspection::Introspection;
+use crate::plan_cache::PlanCache;
 use crate::projection::Projection;
 use crate::response::{GraphQLError, Response, code};
 use crate::schema::OperationType;
-use crate::supergraph::Supergraph;
-use crate::transport::Transport;
 use crate::variables;
 
 /// How many prepared operations (parsed, validated, planned) are kept.
@@ -54,7 +53,10 @@ pub struct GraphQLRequest {
 pub struct RouterOptions {
     pub introspection: bool,
     pub graphiql: bool,
-    pub subgraph_timeout: std::time::Duration,
+    /// Timeouts, retries, circuit breaking and deduplication of subgraph fetches.
+    pub subgraphs: SubgraphPolicy,
+    /// Progressive override labels (`@override(label:)`) turned on for every request.
+    pub override_labels: HashSet<String>,
     /// Peers whose `X-Forwarded-For` is believed; anyone else is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -65,7 +67,8 @@ impl Default for RouterOptions {
         Self {
             introspection: true,
             graphiql: true,
-            subgraph_timeout: std::time::Duration::from_secs(30),
+            subgraphs: SubgraphPolicy::default(),
+            override_labels: HashSet::new(),
             trusted_proxies: trusted,
         }
     }
@@ -96,30 +99,26 @@ struct Prepared {
 
 type Preparation = Result<Arc<Prepared>, Arc<Vec<GraphQLError>>>;
 
-/// The router's request pipeline over one supergraph.
+/// The router's request pipeline over the gateway's current supergraph.
 pub struct Pipeline {
-    pub supergraph: Supergraph,
-    transports: HashMap<String, Arc<dyn Transport>>,
+    gateway: Arc<Gateway>,
     options: RouterOptions,
     validation: ValidationPlan,
-    cache: Mutex<LruCache<u64, Preparation>>,
+    cache: PlanCache<Preparation>,
     authenticator: Option<Arc<Authenticator>>,
 }
 
 impl Pipeline {
     pub fn new(
-        supergraph: Supergraph,
-        transports: HashMap<String, Arc<dyn Transport>>,
+        gateway: Arc<Gateway>,
         options: RouterOptions,
         authenticator: Option<Arc<Authenticator>>,
     ) -> Self {
-        let size = NonZeroUsize::new(PLAN_CACHE_SIZE).unwrap_or(NonZeroUsize::MIN);
         Self {
-            supergraph,
-            transports,
+            gateway,
             options,
             validation: default_rules_validation_plan(),
-            cache: Mutex::new(LruCache::new(size)),
+            cache: PlanCache::new(PLAN_CACHE_SIZE),
             authenticator,
         }
     }
@@ -162,7 +161,9 @@ impl Pipeline {
             let error = GraphQLError::new("the request has no query", code::BAD_REQUEST);
             return Outcome::RequestError(Response::request_error(vec![error]));
         };
-        let prepared = match self.prepare(query, request.operation_name.as_deref()) {
+        // The whole request runs on the supergraph current now, whatever reloads happen meanwhile.
+        let active = self.gateway.current();
+        let prepared = match self.prepare(&active, query, request.operation_name.as_deref()) {
             Ok(prepared) => prepared,
             Err(errors) => return Outcome::RequestError(Response::request_error(errors.as_ref().clone())),
         };
@@ -184,11 +185,11 @@ impl Pipeline {
         }
         let provided = request.variables.unwrap_or_default();
         let variables =
-            match variables::coerce(&self.supergraph.schema, &prepared.variable_definitions, &provided) {
+            match variables::coerce(&active.supergraph.schema, &prepared.variable_definitions, &provided) {
                 Ok(variables) => variables,
                 Err(errors) => return Outcome::RequestError(Response::request_error(errors)),
             };
-        Outcome::Executed(self.execute_prepared(&prepared, &variables, caller, request_id).await)
+        Outcome::Executed(self.execute_prepared(&active, &prepared, &variables, caller, request_id).await)
     }
 
     /// The first root field an anonymous caller may not use, when the caller is anonymous and
@@ -209,18 +210,19 @@ impl Pipeline {
 
     async fn execute_prepared(
         &self,
+        active: &Active,
         prepared: &Prepared,
         variables: &Map<String, Value>,
         caller: &Caller,
         request_id: &str,
     ) -> Response {
-        let schema = &self.supergraph.schema;
+        let schema = &active.supergraph.schema;
         let data = if prepared.introspection {
             Value::Object(Introspection { schema, variables }.resolve(&prepared.operation.selection_set))
         } else {
             Value::Object(Map::new())
         };
-        let execution = Execution::new(&self.transports, schema, variables, caller, request_id, data);
+        let execution = Execution::new(&active.fetchers, schema, variables, caller, request_id, data);
         let mut state = execution.run(prepared.plan.as_ref().and_then(|p| p.node.as_ref())).await;
         let root = schema.root_type(prepared.kind).unwrap_or("Query").to_owned();
         let mut projection =
@@ -229,93 +231,90 @@ impl Pipeline {
         Response { errors: state.errors, data: Some(data), extensions: Map::new() }
     }
 
-    fn prepare(&self, query: &str, operation_name: Option<&str>) -> Preparation {
-        let key = {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            (query, operation_name).hash(&mut hasher);
-            hasher.finish()
-        };
-        if let Some(hit) = self.lock_cache().get(&key) {
-            return hit.clone();
+    /// The prepared operation, from the cache of the active supergraph's generation when there.
+    fn prepare(&self, active: &Active, query: &str, operation_name: Option<&str>) -> Preparation {
+        let (overrides, drawn) = active.supergraph.override_context(&self.options.override_labels);
+        let key = PlanCache::<Preparation>::key(query, operation_name, drawn);
+        if let Some(hit) = self.cache.get(active.generation, key) {
+            return hit;
         }
-        let prepared = self.prepare_uncached(query, operation_name).map(Arc::new).map_err(Arc::new);
-        self.lock_cache().put(key, prepared.clone());
+        let prepared =
+            self.prepare_uncached(active, query, operation_name, overrides).map(Arc::new).map_err(Arc::new);
+        self.cache.put(active.generation, key, prepared.clone());
         prepared
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, LruCache<u64, Preparation>> {
-        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn prepare_uncached(
         &self,
+        active: &Active,
         query: &str,
         operation_name: Option<&str>,
+        overrides: PlannerOverrideContext,
     ) -> Result<Prepared, Vec<GraphQLError>> {
         let document = graphql_tools::parser::parse_query::<String>(query)
             .map_err(|e| vec![GraphQLError::new(parse_message(&e.to_string()), code::GRAPHQL_PARSE_FAILED)])?
             .into_static();
-        let errors = validate(&self.supergraph.api_document, &document, &self.validation);
+        let errors = validate(&active.supergraph.api_document, &document, &self.validation);
         if !errors.is_empty() {
             return Err(errors.into_iter().map(|e| validation_error(e.message, &e.locations)).collect());
         }
         let operation = select_operation(&document, operation_name)?;
         let (kind, variable_definitions) = operation_kind(operation);
-        if self.supergraph.schema.root_type(kind).is_none() {
+        if active.supergraph.schema.root_type(kind).is_none() {
             let message = format!("the schema has no {} operations", kind.as_str());
             return Err(vec![validation_error(message, &[])]);
         }
-        self.plan(&document, operation_name, kind, variable_definitions)
+        let planner = &active.supergraph.planner;
+        plan(planner, &document, operation_name, kind, variable_definitions, overrides)
     }
+}
 
-    fn plan(
-        &self,
-        document: &Document,
-        operation_name: Option<&str>,
-        kind: OperationType,
-        variable_definitions: Vec<VariableDefinition>,
-    ) -> Result<Prepared, Vec<GraphQLError>> {
-        let planner = &self.supergraph.planner;
-        // The planner asserts on what it does not expect; a panic there must fail this request only.
-        let planned = catch_unwind(AssertUnwindSafe(|| {
-            let normalized = normalize_operation(&planner.supergraph, document, operation_name)
-                .map_err(|e| e.to_string())?;
-            let operation = normalized.operation;
-            let downstream = without_introspection(&operation);
-            let plan = if needs_subgraphs(&downstream.selection_set) {
-                let context = PlannerOverrideContext::default();
-                Some(
-                    planner
-                        .plan_from_normalized_operation(&downstream, context, &CancellationToken::new())
-                        .map_err(|e| e.to_string())?,
-                )
-            } else {
-                None
-            };
-            Ok::<_, String>((operation, plan))
-        }));
-        let (operation, plan) = match planned {
-            Ok(Ok(planned)) => planned,
-            Ok(Err(message)) => {
-                tracing::error!(%message, "query planning failed");
-                return Err(vec![GraphQLError::new(
-                    "the operation could not be planned",
-                    code::INTERNAL_SERVER_ERROR,
-                )]);
-            }
-            Err(_) => {
-                tracing::error!("query planner panicked");
-                return Err(vec![GraphQLError::new(
-                    "the operation could not be planned",
-                    code::INTERNAL_SERVER_ERROR,
-                )]);
-            }
+fn plan(
+    planner: &Planner,
+    document: &Document,
+    operation_name: Option<&str>,
+    kind: OperationType,
+    variable_definitions: Vec<VariableDefinition>,
+    overrides: PlannerOverrideContext,
+) -> Result<Prepared, Vec<GraphQLError>> {
+    // The planner asserts on what it does not expect; a panic there must fail this request only.
+    let planned = catch_unwind(AssertUnwindSafe(|| {
+        let normalized =
+            normalize_operation(&planner.supergraph, document, operation_name).map_err(|e| e.to_string())?;
+        let operation = normalized.operation;
+        let downstream = without_introspection(&operation);
+        let plan = if needs_subgraphs(&downstream.selection_set) {
+            Some(
+                planner
+                    .plan_from_normalized_operation(&downstream, overrides, &CancellationToken::new())
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            None
         };
-        let introspection = operation.selection_set.items.iter().any(is_introspection_field);
-        let mut root_fields = Vec::new();
-        collect_root_fields(&operation.selection_set, &mut root_fields);
-        Ok(Prepared { kind, variable_definitions, operation, introspection, root_fields, plan })
-    }
+        Ok::<_, String>((operation, plan))
+    }));
+    let (operation, plan) = match planned {
+        Ok(Ok(planned)) => planned,
+        Ok(Err(message)) => {
+            tracing::error!(%message, "query planning failed");
+            return Err(vec![GraphQLError::new(
+                "the operation could not be planned",
+                code::INTERNAL_SERVER_ERROR,
+            )]);
+        }
+        Err(_) => {
+            tracing::error!("query planner panicked");
+            return Err(vec![GraphQLError::new(
+                "the operation could not be planned",
+                code::INTERNAL_SERVER_ERROR,
+            )]);
+        }
+    };
+    let introspection = operation.selection_set.items.iter().any(is_introspection_field);
+    let mut root_fields = Vec::new();
+    collect_root_fields(&operation.selection_set, &mut root_fields);
+    Ok(Prepared { kind, variable_definitions, operation, introspection, root_fields, plan })
 }
 
 fn parse_message(raw: &str) -> String {
