@@ -143,6 +143,9 @@ impl<'a> Introspection<'a> {
             "fields" if has_fields => Value::Array(
                 t.fields
                     .values()
+                    // `__schema`, `__type` (the planner's schema lists them on the query type)
+                    // are meta-fields, never part of a type's fields.
+                    .filter(|f| !f.name.starts_with("__"))
                     .filter(|f| include_deprecated || f.deprecation.is_none())
                     .map(|f| self.field_object(f, sels))
                     .collect(),

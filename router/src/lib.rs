@@ -17,6 +17,7 @@ pub mod response;
 mod schema;
 pub mod supergraph;
 pub mod transport;
+mod typenames;
 mod value;
 mod variables;
 

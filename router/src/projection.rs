@@ -161,12 +161,14 @@ impl Projection<'_> {
     }
 
     fn non_null_violation(&mut self, path: &[Value], label: &str) {
+        // An error at this path, above it (a failed fetch) or below it (a subgraph already
+        // propagated a null up to here) explains the null.
         let explained = self
             .errors
             .iter()
             .filter_map(|e| e.path.as_deref())
             .chain(self.failed_paths.iter().map(Vec::as_slice))
-            .any(|p| path.starts_with(p));
+            .any(|p| path.starts_with(p) || p.starts_with(path));
         if !explained {
             let message = format!("Cannot return null for non-nullable field {label}.");
             self.errors

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use graphql_tools::parser::schema::{Definition, TypeDefinition, Value, parse_schema};
 use graphql_tools::static_graphql::schema::Document;
+use hive_router_query_planner::ast::operation::OperationDefinition;
 use hive_router_query_planner::graph::{PERCENTAGE_SCALE_FACTOR, PlannerOverrideContext};
+use hive_router_query_planner::planner::plan_nodes::QueryPlan;
 use hive_router_query_planner::planner::{Planner, QueryPlannerOptions};
+use hive_router_query_planner::utils::cancellation::CancellationToken;
 
 use crate::schema::SchemaIndex;
 
@@ -33,6 +36,9 @@ pub struct Supergraph {
     pub subgraphs: Vec<SubgraphInfo>,
     /// Changes whenever the supergraph does; part of every plan cache key.
     pub version: u64,
+    /// Some `@inaccessible` object type implements a public interface or belongs to a public
+    /// union: fetches then always ask for `__typename`, so that its values are never shown.
+    pub hidden_implementations: bool,
 }
 
 impl Supergraph {
@@ -54,8 +60,50 @@ impl Supergraph {
         let schema = SchemaIndex::new(&api_document);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         sdl.hash(&mut hasher);
-        Ok(Self { planner, schema, api_document, subgraphs, version: hasher.finish() })
+        let hidden_implementations = hidden_implementations(&document, &schema);
+        Ok(Self {
+            planner,
+            schema,
+            api_document,
+            subgraphs,
+            version: hasher.finish(),
+            hidden_implementations,
+        })
     }
+
+    /// Plans a normalized operation. The planner asserts on what it does not expect: a panic
+    /// there fails this operation only.
+    pub fn plan(
+        &self,
+        operation: &OperationDefinition,
+        overrides: PlannerOverrideContext,
+    ) -> Result<QueryPlan, String> {
+        let planned = catch_unwind(AssertUnwindSafe(|| {
+            self.planner.plan_from_normalized_operation(operation, overrides, &CancellationToken::new())
+        }));
+        let mut plan = match planned {
+            Ok(plan) => plan.map_err(|e| e.to_string())?,
+            Err(_) => return Err("the query planner panicked".into()),
+        };
+        if self.hidden_implementations {
+            crate::typenames::everywhere(&mut plan);
+        }
+        Ok(plan)
+    }
+}
+
+/// Whether an object type missing from the public schema is one of the possible types of a
+/// public interface or union.
+fn hidden_implementations(document: &Document, schema: &SchemaIndex) -> bool {
+    document.definitions.iter().any(|d| match d {
+        Definition::TypeDefinition(TypeDefinition::Object(o)) => {
+            schema.get(&o.name).is_none() && o.implements_interfaces.iter().any(|i| schema.get(i).is_some())
+        }
+        Definition::TypeDefinition(TypeDefinition::Union(u)) => {
+            schema.get(&u.name).is_some() && u.types.iter().any(|t| schema.get(t).is_none())
+        }
+        _ => false,
+    })
 }
 
 impl Supergraph {
