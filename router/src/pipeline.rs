@@ -16,9 +16,7 @@ use hive_router_query_planner::ast::operation::OperationDefinition;
 use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::graph::PlannerOverrideContext;
-use hive_router_query_planner::planner::Planner;
 use hive_router_query_planner::planner::plan_nodes::QueryPlan;
-use hive_router_query_planner::utils::cancellation::CancellationToken;
 use pyairtable_kit::Caller;
 use serde_json::{Map, Value};
 
@@ -31,6 +29,7 @@ use crate::plan_cache::PlanCache;
 use crate::projection::Projection;
 use crate::response::{GraphQLError, Response, code};
 use crate::schema::OperationType;
+use crate::supergraph::Supergraph;
 use crate::variables;
 
 /// How many prepared operations (parsed, validated, planned) are kept.
@@ -264,13 +263,12 @@ impl Pipeline {
             let message = format!("the schema has no {} operations", kind.as_str());
             return Err(vec![validation_error(message, &[])]);
         }
-        let planner = &active.supergraph.planner;
-        plan(planner, &document, operation_name, kind, variable_definitions, overrides)
+        plan(&active.supergraph, &document, operation_name, kind, variable_definitions, overrides)
     }
 }
 
 fn plan(
-    planner: &Planner,
+    supergraph: &Supergraph,
     document: &Document,
     operation_name: Option<&str>,
     kind: OperationType,
@@ -279,16 +277,12 @@ fn plan(
 ) -> Result<Prepared, Vec<GraphQLError>> {
     // The planner asserts on what it does not expect; a panic there must fail this request only.
     let planned = catch_unwind(AssertUnwindSafe(|| {
-        let normalized =
-            normalize_operation(&planner.supergraph, document, operation_name).map_err(|e| e.to_string())?;
+        let normalized = normalize_operation(&supergraph.planner.supergraph, document, operation_name)
+            .map_err(|e| e.to_string())?;
         let operation = normalized.operation;
         let downstream = without_introspection(&operation);
         let plan = if needs_subgraphs(&downstream.selection_set) {
-            Some(
-                planner
-                    .plan_from_normalized_operation(&downstream, overrides, &CancellationToken::new())
-                    .map_err(|e| e.to_string())?,
-            )
+            Some(supergraph.plan(&downstream, overrides)?)
         } else {
             None
         };
