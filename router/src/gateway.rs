@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use crate::RouterError;
 use crate::fetch::{Fetcher, SubgraphPolicy};
@@ -38,6 +39,9 @@ pub struct Gateway {
     current: RwLock<Arc<Active>>,
     connector: Box<dyn Connector>,
     policy: SubgraphPolicy,
+    /// Why the last reload of the watched file failed; `None` after a good one.
+    last_error: Mutex<Option<String>>,
+    failed_reloads: AtomicU64,
 }
 
 impl Gateway {
@@ -49,7 +53,13 @@ impl Gateway {
         let connector: Box<dyn Connector> = Box::new(connector);
         let fetchers = connect_all(&supergraph, connector.as_ref(), &policy, None)?;
         let active = Active { supergraph, fetchers, generation: 1 };
-        Ok(Self { current: RwLock::new(Arc::new(active)), connector, policy })
+        Ok(Self {
+            current: RwLock::new(Arc::new(active)),
+            connector,
+            policy,
+            last_error: Mutex::new(None),
+            failed_reloads: AtomicU64::new(0),
+        })
     }
 
     /// The supergraph new requests run on.
@@ -75,18 +85,35 @@ impl Gateway {
         Ok(version)
     }
 
-    /// Checks `path` every `every` and reloads it when it changed; an invalid file is logged and
-    /// the current supergraph keeps serving. Stops when the gateway is dropped.
+    /// How many reloads of the watched file failed, and why the last one did (until one succeeds).
+    pub fn reload_failures(&self) -> (u64, Option<String>) {
+        let last = self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        (self.failed_reloads.load(Ordering::SeqCst), last)
+    }
+
+    fn record(&self, result: Result<(), String>) {
+        let mut last = self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if result.is_err() {
+            self.failed_reloads.fetch_add(1, Ordering::SeqCst);
+            metrics::counter!("router_supergraph_reloads_total", "outcome" => "error").increment(1);
+        }
+        *last = result.err();
+    }
+
+    /// Reads `path` every `every` and reloads it when its content changed (a supergraph is small;
+    /// reading it is cheaper than trusting modification times, which atomic renames and coarse
+    /// clocks blur). An invalid file is logged and the current supergraph keeps serving. Stops
+    /// when the gateway is dropped.
     pub fn watch(self: &Arc<Self>, path: PathBuf, every: Duration) -> tokio::task::JoinHandle<()> {
         let gateway = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut seen = stamp(&path);
+            let mut seen = content_hash(&path).await;
             let mut interval = tokio::time::interval(every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
                 let Some(gateway) = gateway.upgrade() else { return };
-                let now = stamp(&path);
+                let now = content_hash(&path).await;
                 if now == seen {
                     continue;
                 }
@@ -95,20 +122,22 @@ impl Gateway {
                     Ok(sdl) => gateway.reload(&sdl).map(drop).map_err(|e| e.to_string()),
                     Err(err) => Err(format!("cannot read it: {err}")),
                 };
-                if let Err(err) = result {
-                    metrics::counter!("router_supergraph_reloads_total", "outcome" => "error").increment(1);
+                if let Err(err) = &result {
                     tracing::error!(path = %path.display(), %err, "supergraph not reloaded; the previous one keeps serving");
                 }
+                gateway.record(result);
             }
         })
     }
 }
 
-/// What tells a changed file: modification time and size (a rewrite within the same second
-/// usually changes the size; the content hash decides whether anything changed at all).
-fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
-    let metadata = std::fs::metadata(path).ok()?;
-    Some((metadata.modified().ok()?, metadata.len()))
+/// A hash of the file's content; `None` while it cannot be read.
+async fn content_hash(path: &std::path::Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = tokio::fs::read(path).await.ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 fn connect_all(

@@ -40,9 +40,9 @@ impl Inflight {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `fetch`, unless a fetch with the same key is in flight: then its answer, and `true`.
-    /// When the fetch being waited for is cancelled, this one runs after all.
-    pub async fn run<F>(&self, key: String, fetch: F) -> (FetchResult, bool)
+    /// Runs `fetch`, unless a fetch with the same key is in flight: then `on_join` is called and
+    /// its answer awaited. When the fetch being waited for is cancelled, this one runs after all.
+    pub async fn run<F>(&self, key: String, fetch: F, on_join: impl FnOnce()) -> FetchResult
     where
         F: Future<Output = FetchResult>,
     {
@@ -63,13 +63,14 @@ impl Inflight {
                 let result = fetch.await;
                 drop(leader);
                 let _ = sender.send(Some(Arc::new(result.clone())));
-                (result, false)
+                result
             }
             Err(mut slot) => {
+                on_join();
                 let shared = slot.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
                 match shared {
-                    Some(result) => (result.as_ref().clone(), true),
-                    None => (fetch.await, false),
+                    Some(result) => result.as_ref().clone(),
+                    None => fetch.await,
                 }
             }
         }

@@ -91,12 +91,11 @@ impl Fetcher {
             return self.attempts(&fetch).await;
         }
         let key = dedupe_key(&fetch);
-        let (result, shared) = self.inflight.run(key, self.attempts(&fetch)).await;
-        if shared {
+        let joined = || {
             metrics::counter!("router_subgraph_fetches_deduplicated_total", "subgraph" => self.name.clone())
                 .increment(1);
-        }
-        result
+        };
+        self.inflight.run(key, self.attempts(&fetch), joined).await
     }
 
     /// The first attempt and the retries the policy allows.

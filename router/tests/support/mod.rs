@@ -4,3 +4,4 @@
 
 pub mod canned;
 pub mod corpus;
+pub mod fixture;
