@@ -260,11 +260,12 @@ async fn compose_remote(
 
 async fn fetch_sdl(name: &str, http: &Http, timeout: Duration) -> anyhow::Result<String> {
     let caller = Caller::anonymous();
+    let no_variables = serde_json::Map::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let request = SubgraphRequest {
             query: "{ _service { sdl } }",
-            variables: serde_json::Map::new(),
+            variables: &no_variables,
             caller: &caller,
             request_id: "router-startup",
         };

@@ -21,7 +21,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// One request to a subgraph.
 pub struct SubgraphRequest<'a> {
     pub query: &'a str,
-    pub variables: Map<String, Value>,
+    pub variables: &'a Map<String, Value>,
     pub caller: &'a Caller,
     pub request_id: &'a str,
 }
@@ -114,7 +114,7 @@ pub struct InProcess(pub Arc<dyn SubgraphService>);
 #[async_trait::async_trait]
 impl Transport for InProcess {
     async fn fetch(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError> {
-        let variables = async_graphql::Variables::from_json(Value::Object(request.variables));
+        let variables = async_graphql::Variables::from_json(Value::Object(request.variables.clone()));
         let gql = async_graphql::Request::new(request.query)
             .variables(variables)
             .data(request.caller.clone())

@@ -124,7 +124,7 @@ impl Fetcher {
             Some(permit) => {
                 let request = SubgraphRequest {
                     query: fetch.query,
-                    variables: fetch.variables.clone(),
+                    variables: &fetch.variables,
                     caller: fetch.caller,
                     request_id: fetch.request_id,
                 };
