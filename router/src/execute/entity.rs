@@ -1,0 +1,185 @@
+//! Entity fetches: `_entities` for the objects a plan path reaches, their answers merged back
+//! and their errors moved to the client's paths.
+
+use std::collections::HashMap;
+
+use hive_router_query_planner::ast::selection_set::SelectionSet;
+use hive_router_query_planner::planner::plan_nodes::{
+    BatchFetchNode, FetchRewrite, FlattenNode, FlattenNodePath, PlanNode,
+};
+use serde_json::{Map, Value};
+
+use super::{Execution, State, pointer_mut};
+use crate::entities::{apply_rewrites, collect_targets, representation};
+use crate::response::GraphQLError;
+use crate::transport::SubgraphResponse;
+use crate::value::deep_merge;
+
+/// One `_entities` selection of a fetch: where its entities live in the data, what identifies
+/// them, and where its answers come back.
+struct EntityGroup<'p> {
+    paths: Vec<&'p FlattenNodePath>,
+    requires: &'p SelectionSet,
+    input_rewrites: Option<&'p [FetchRewrite]>,
+    output_rewrites: Option<&'p [FetchRewrite]>,
+    response_key: &'p str,
+    variable: &'p str,
+}
+
+/// An entity found in the data: its path, and which representation of its group stands for it.
+struct Target {
+    path: Vec<Value>,
+    representation: usize,
+}
+
+impl Execution<'_> {
+    pub(super) async fn flatten(&self, flatten: &FlattenNode) {
+        let PlanNode::Fetch(fetch) = flatten.node.as_ref() else {
+            return self.internal("a Flatten node without a Fetch");
+        };
+        let Some(requires) = &fetch.requires else {
+            return self.root_fetch(fetch, Some(&flatten.path)).await;
+        };
+        let group = EntityGroup {
+            paths: vec![&flatten.path],
+            requires,
+            input_rewrites: fetch.input_rewrites.as_deref(),
+            output_rewrites: fetch.output_rewrites.as_deref(),
+            response_key: "_entities",
+            variable: "representations",
+        };
+        let variables = self.variables_for(fetch.variable_usages.as_ref());
+        self.entity_fetch(&fetch.service_name, &fetch.operation.document_str, variables, vec![group]).await;
+    }
+
+    pub(super) async fn batch_fetch(&self, batch: &BatchFetchNode) {
+        let groups = batch
+            .entity_batch
+            .aliases
+            .iter()
+            .map(|alias| EntityGroup {
+                paths: alias.merge_paths.iter().collect(),
+                requires: &alias.requires,
+                input_rewrites: alias.input_rewrites.as_deref(),
+                output_rewrites: alias.output_rewrites.as_deref(),
+                response_key: &alias.alias,
+                variable: &alias.representations_variable_name,
+            })
+            .collect();
+        let variables = self.variables_for(batch.variable_usages.as_ref());
+        self.entity_fetch(&batch.service_name, &batch.operation.document_str, variables, groups).await;
+    }
+
+    async fn entity_fetch(
+        &self,
+        service: &str,
+        query: &str,
+        mut variables: Map<String, Value>,
+        groups: Vec<EntityGroup<'_>>,
+    ) {
+        let mut targets: Vec<Vec<Target>> = Vec::with_capacity(groups.len());
+        {
+            let state = self.lock();
+            for group in &groups {
+                let (group_targets, representations) = self.collect(&state.data, group);
+                variables.entry(group.variable.to_owned()).or_insert(Value::Array(representations));
+                targets.push(group_targets);
+            }
+        }
+        if targets.iter().all(Vec::is_empty) {
+            return;
+        }
+        let result = self.send(service, query, variables, None).await;
+        let mut state = self.lock();
+        match result {
+            Ok(response) => self.merge_entities(&mut state, response, &groups, &targets),
+            Err(error) => {
+                let first = targets.iter().flatten().next().map(|t| t.path.clone());
+                state.errors.push(match first {
+                    Some(path) => error.with_path(path),
+                    None => error,
+                });
+                state.failed_paths.extend(targets.into_iter().flatten().map(|t| t.path));
+            }
+        }
+    }
+
+    /// Finds a group's entities and their (deduplicated) representations.
+    fn collect(&self, data: &Value, group: &EntityGroup<'_>) -> (Vec<Target>, Vec<Value>) {
+        let mut targets = Vec::new();
+        let mut representations: Vec<Value> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for path in &group.paths {
+            let mut found = Vec::new();
+            collect_targets(data, path.as_slice(), &mut Vec::new(), self.schema, &mut found);
+            for (path, object) in found {
+                let mut object = Value::Object(object.clone());
+                if let Some(rewrites) = group.input_rewrites {
+                    apply_rewrites(&mut object, rewrites, self.schema);
+                }
+                let Some(rep) = representation(&object, group.requires, self.schema) else { continue };
+                let key = rep.to_string();
+                let index = *seen.entry(key).or_insert_with(|| {
+                    representations.push(rep);
+                    representations.len() - 1
+                });
+                targets.push(Target { path, representation: index });
+            }
+        }
+        (targets, representations)
+    }
+
+    fn merge_entities(
+        &self,
+        state: &mut State,
+        response: SubgraphResponse,
+        groups: &[EntityGroup<'_>],
+        targets: &[Vec<Target>],
+    ) {
+        let mut data = response.data.unwrap_or(Value::Null);
+        for (group, group_targets) in groups.iter().zip(targets) {
+            let Some(Value::Array(entities)) = data.get_mut(group.response_key).map(Value::take) else {
+                continue;
+            };
+            for target in group_targets {
+                let Some(entity) = entities.get(target.representation).filter(|e| e.is_object()) else {
+                    continue;
+                };
+                let mut entity = entity.clone();
+                if let Some(rewrites) = group.output_rewrites {
+                    apply_rewrites(&mut entity, rewrites, self.schema);
+                }
+                if let Some(slot) = pointer_mut(&mut state.data, &target.path) {
+                    deep_merge(slot, entity);
+                }
+            }
+        }
+        for error in response.errors {
+            let error = GraphQLError::from_subgraph(error);
+            state.errors.extend(relocate(error, groups, targets));
+        }
+    }
+}
+
+/// Moves an entity error (`[_entities, i, ...rest]`) to each entity it concerns.
+fn relocate(error: GraphQLError, groups: &[EntityGroup<'_>], targets: &[Vec<Target>]) -> Vec<GraphQLError> {
+    let located = error.path.as_ref().and_then(|path| {
+        let key = path.first()?.as_str()?;
+        let index = usize::try_from(path.get(1)?.as_u64()?).ok()?;
+        let group = groups.iter().position(|g| g.response_key == key)?;
+        Some((group, index, path[2..].to_vec()))
+    });
+    let Some((group, index, rest)) = located else {
+        return vec![GraphQLError { path: None, ..error }];
+    };
+    let moved: Vec<GraphQLError> = targets[group]
+        .iter()
+        .filter(|t| t.representation == index)
+        .map(|t| {
+            let mut path = t.path.clone();
+            path.extend(rest.iter().cloned());
+            GraphQLError { path: Some(path), ..error.clone() }
+        })
+        .collect();
+    if moved.is_empty() { vec![GraphQLError { path: None, ..error }] } else { moved }
+}
