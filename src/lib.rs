@@ -17,7 +17,8 @@ use pyairtable_router::compose::{SubgraphSdl, compose};
 use pyairtable_router::transport::SubgraphRequest;
 use pyairtable_router::transport::{HttpSubgraphs, TransportError};
 use pyairtable_router::{
-    Authenticator, Gateway, Http, InProcess, RouterOptions, SubgraphPolicy, Supergraph, Transport,
+    Authenticator, Gateway, Http, InProcess, RouterOptions, SharedRedis, SubgraphPolicy, Supergraph,
+    Transport, TrustedDocuments,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -117,11 +118,22 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("PYAIRTABLE_LISTEN: cannot listen on {}", config.listen))
 }
 
-fn router_options(config: &Config) -> RouterOptions {
+/// The router's settings; reads the trusted documents when they are configured.
+fn router_options(
+    config: &Config,
+    redis: Option<redis::aio::ConnectionManager>,
+) -> anyhow::Result<RouterOptions> {
     let federation = &config.federation;
-    RouterOptions {
-        introspection: config.introspection,
-        graphiql: config.graphiql,
+    let trusted_documents = match &config.edge.trusted_documents {
+        Some(path) => {
+            let documents = TrustedDocuments::load(path)
+                .map_err(|e| anyhow::anyhow!("PYAIRTABLE_TRUSTED_DOCUMENTS: {e}"))?;
+            tracing::info!(documents = documents.len(), "only trusted documents run");
+            Some(Arc::new(documents))
+        }
+        None => None,
+    };
+    Ok(RouterOptions {
         subgraphs: SubgraphPolicy {
             timeout: Duration::from_millis(config.subgraph_timeout_ms),
             timeouts: federation.subgraph_timeouts.iter().cloned().collect(),
@@ -133,7 +145,10 @@ fn router_options(config: &Config) -> RouterOptions {
         },
         override_labels: federation.override_labels.iter().cloned().collect(),
         trusted_proxies: config.trusted_proxies.clone(),
-    }
+        edge: config.edge.clone(),
+        redis: redis.map(SharedRedis),
+        trusted_documents,
+    })
 }
 
 /// The whole supergraph in one process: every subgraph in process behind the router.
@@ -151,7 +166,7 @@ pub async fn build_serve(config: Config) -> anyhow::Result<Server> {
         .iter()
         .find_map(|s| s.authority.clone())
         .map(|authority| Arc::new(Authenticator::new(authority, TokenAudience::default())));
-    let options = router_options(&kit.config);
+    let options = router_options(&kit.config, kit.redis.clone())?;
     let app = pyairtable_router::app(supergraph, transports, options, kit.ready_check(), authenticator)?;
     tracing::info!(addr = %listener.local_addr()?, "supergraph serving in one process");
     Ok(Server { listener, app, kit: Some(kit) })
@@ -219,16 +234,36 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
     }
     let connector =
         HttpSubgraphs { key, urls: config.subgraphs.clone(), http2: config.federation.http2.clone() };
-    let options = router_options(&config);
+    let redis = match &config.redis_url {
+        Some(url) => Some(pyairtable_kit::kit::connect_redis(url).await?),
+        None => None,
+    };
+    let ready = redis_ready(redis.clone());
+    let options = router_options(&config, redis)?;
     let gateway = Arc::new(Gateway::new(supergraph, connector, options.subgraphs.clone())?);
     if let (Some(path), Some(every)) = (&config.supergraph, config.federation.supergraph_poll) {
         gateway.watch(path.clone(), every);
     }
     let listener = bind(&config).await?;
-    let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
     let app = pyairtable_router::app_with(gateway, options, ready, authenticator);
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     Ok(Server { listener, app, kit: None })
+}
+
+/// The router alone is ready when its Redis (if any) answers.
+fn redis_ready(redis: Option<redis::aio::ConnectionManager>) -> ReadyCheck {
+    Arc::new(move || {
+        let redis = redis.clone();
+        Box::pin(async move {
+            if let Some(mut redis) = redis {
+                redis::cmd("PING")
+                    .query_async::<String>(&mut redis)
+                    .await
+                    .map_err(|e| format!("redis: {e}"))?;
+            }
+            Ok(())
+        })
+    })
 }
 
 /// Where the auth subgraph runs, when the supergraph has one (`--subgraph auth=URL` wins over the

@@ -10,17 +10,19 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use pyairtable_kit::Caller;
 use pyairtable_kit::http::RequestId;
 use serde_json::{Map, Value};
 
 use crate::auth::AuthError;
+use crate::flow::{Answer, RequestContext};
+use crate::graphiql::graphiql;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline};
+use crate::ratelimit::RateStatus;
+use crate::reply::{JSON, Reply, is_json, media_essence, response_media};
 use crate::response::{GraphQLError, Response as GraphQLResponse, code};
-
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-const JSON: &str = "application/json";
+use crate::{limits, metrics};
 
 /// The router's shared state: the pipeline of the current supergraph.
 pub type RouterState = Arc<Pipeline>;
@@ -47,25 +49,81 @@ pub async fn post_graphql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let media = response_media(&headers);
+    let reply = Reply { media: response_media(&headers), request_id: &request_id.0 };
+    if let Some(refused) = csrf(&pipeline, &headers, &reply) {
+        return refused;
+    }
     if !is_json(&headers) {
         let error = GraphQLError::new("send the request as application/json", code::BAD_REQUEST);
-        return respond(
-            media,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &GraphQLResponse::request_error(vec![error]),
-        );
+        return reply.error(StatusCode::UNSUPPORTED_MEDIA_TYPE, error);
     }
-    let request = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(object)) => serde_json::from_value::<GraphQLRequest>(Value::Object(object)),
-        Ok(Value::Array(_)) => return bad_request(media, "batched requests are not supported"),
-        Ok(_) => return bad_request(media, "the body must be a JSON object"),
-        Err(e) => return bad_request(media, &format!("the body is not valid JSON: {e}")),
+    let parsed = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(Value::Array(items)) => return batch(&pipeline, items, &reply, (&peer, &headers)).await,
+        Ok(_) => return reply.bad_request("the body must be a JSON object"),
+        Err(e) => return reply.bad_request(&format!("the body is not valid JSON: {e}")),
     };
-    match request {
-        Ok(request) => run(&pipeline, request, &request_id, (&peer, &headers), media, false).await,
-        Err(e) => bad_request(media, &format!("malformed GraphQL request: {e}")),
+    let request = match parsed.map(Value::Object).and_then(serde_json::from_value::<GraphQLRequest>) {
+        Ok(request) => request,
+        Err(e) => return reply.bad_request(&format!("malformed GraphQL request: {e}")),
+    };
+    let caller = match authenticate(&pipeline, &headers, &reply).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    let exchange = run(&pipeline, request, &caller, &reply, (&peer, &headers), false).await;
+    reply.exchange(exchange)
+}
+
+/// A JSON array of operations: each runs on its own (concurrently; each draws on the rate
+/// limits), and the answer is the array of their responses, with 200 (statuses of single
+/// requests cannot be told apart in one array).
+async fn batch(
+    pipeline: &Pipeline,
+    items: Vec<Value>,
+    reply: &Reply<'_>,
+    client: (&Peer, &HeaderMap),
+) -> Response {
+    let max = pipeline.options().edge.limits.max_batch;
+    if items.is_empty() {
+        return reply.bad_request("the batch is empty");
     }
+    if items.len() > max as usize {
+        metrics::refusal("batch_size");
+        let error = limits::refused(
+            limits::code::MAX_BATCH_SIZE_EXCEEDED,
+            "batch size",
+            items.len() as u64,
+            max.into(),
+        );
+        let error = if max == 1 {
+            error.with_message("batched requests are not accepted; send one operation")
+        } else {
+            error
+        };
+        return reply.error(StatusCode::BAD_REQUEST, error);
+    }
+    let caller = match authenticate(pipeline, client.1, reply).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    let runs = items.into_iter().map(|item| {
+        let caller = &caller;
+        async move {
+            match serde_json::from_value::<GraphQLRequest>(item) {
+                Ok(request) => run(pipeline, request, caller, reply, client, false).await,
+                Err(e) => Exchange::bad(format!("malformed GraphQL request: {e}")),
+            }
+        }
+    });
+    let exchanges = futures::future::join_all(runs).await;
+    let rate = exchanges.iter().find(|e| !e.rate.allowed()).or(exchanges.last()).map(|e| e.rate.clone());
+    let bodies: Vec<GraphQLResponse> = exchanges.into_iter().map(|e| reply.tag(e.body)).collect();
+    let mut response = reply.json(StatusCode::OK, &bodies);
+    if let Some(rate) = rate {
+        rate.write_headers(response.headers_mut());
+    }
+    response
 }
 
 /// Query-string parameters of `GET /graphql`.
@@ -76,6 +134,7 @@ pub struct GetParams {
     operation_name: Option<String>,
     variables: Option<String>,
     extensions: Option<String>,
+    document_id: Option<String>,
 }
 
 pub async fn get_graphql(
@@ -85,21 +144,35 @@ pub async fn get_graphql(
     headers: HeaderMap,
     Query(params): Query<GetParams>,
 ) -> Response {
-    let media = response_media(&headers);
-    if params.query.is_none() && accepts_html(&headers) && pipeline.options().graphiql {
+    let reply = Reply { media: response_media(&headers), request_id: &request_id.0 };
+    let no_operation = params.query.is_none() && params.extensions.is_none() && params.document_id.is_none();
+    if no_operation && accepts_html(&headers) && pipeline.options().edge.graphiql {
         return graphiql().await;
+    }
+    if let Some(refused) = csrf(&pipeline, &headers, &reply) {
+        return refused;
     }
     let variables = match parse_json_param(params.variables.as_deref(), "variables") {
         Ok(v) => v,
-        Err(message) => return bad_request(media, &message),
+        Err(message) => return reply.bad_request(&message),
     };
     let extensions = match parse_json_param(params.extensions.as_deref(), "extensions") {
         Ok(v) => v,
-        Err(message) => return bad_request(media, &message),
+        Err(message) => return reply.bad_request(&message),
     };
-    let request =
-        GraphQLRequest { query: params.query, operation_name: params.operation_name, variables, extensions };
-    run(&pipeline, request, &request_id, (&peer, &headers), media, true).await
+    let request = GraphQLRequest {
+        query: params.query,
+        operation_name: params.operation_name,
+        variables,
+        extensions,
+        document_id: params.document_id,
+    };
+    let caller = match authenticate(&pipeline, &headers, &reply).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    let exchange = run(&pipeline, request, &caller, &reply, (&peer, &headers), true).await;
+    reply.exchange(exchange)
 }
 
 fn parse_json_param(raw: Option<&str>, name: &str) -> Result<Option<Map<String, Value>>, String> {
@@ -110,44 +183,101 @@ fn parse_json_param(raw: Option<&str>, name: &str) -> Result<Option<Map<String, 
     }
 }
 
+/// Content types a browser sends cross-origin without a preflight.
+const SIMPLE_CONTENT_TYPES: [&str; 3] =
+    ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded"];
+
+/// CSRF prevention (as Apollo Server's `csrfPrevention`): a request a browser could send
+/// cross-origin without a preflight (GET, or POST with no or a "simple" content type) must carry
+/// a header that forces one; otherwise a page on any site could make a signed-in browser run
+/// operations (cookies) or read side effects.
+fn csrf(pipeline: &Pipeline, headers: &HeaderMap, reply: &Reply<'_>) -> Option<Response> {
+    if !pipeline.options().edge.csrf_prevention {
+        return None;
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(media_essence);
+    if content_type.is_some_and(|ct| !ct.is_empty() && !SIMPLE_CONTENT_TYPES.contains(&ct.as_str())) {
+        return None;
+    }
+    let preflighted = ["apollo-require-preflight", "x-apollo-operation-name"]
+        .iter()
+        .any(|name| headers.get(*name).is_some_and(|v| !v.is_empty()));
+    if preflighted {
+        return None;
+    }
+    metrics::refusal("csrf");
+    let message = "this request has been blocked as a potential cross-site request forgery (CSRF): send it with \
+                   `Content-Type: application/json`, or with a non-empty `apollo-require-preflight` or \
+                   `x-apollo-operation-name` header";
+    Some(reply.error(StatusCode::BAD_REQUEST, GraphQLError::new(message, CSRF_PREVENTED)))
+}
+
+/// The error code of a request refused by CSRF prevention.
+pub const CSRF_PREVENTED: &str = "CSRF_PREVENTED";
+
+/// A response body, its status and the rate-limit verdicts.
+pub(crate) struct Exchange {
+    pub(crate) status: StatusCode,
+    pub(crate) body: GraphQLResponse,
+    pub(crate) rate: RateStatus,
+    pub(crate) allow_post: bool,
+}
+
+impl Exchange {
+    fn bad(message: String) -> Self {
+        let body = GraphQLResponse::request_error(vec![GraphQLError::new(message, code::BAD_REQUEST)]);
+        Self { status: StatusCode::BAD_REQUEST, body, rate: RateStatus::default(), allow_post: false }
+    }
+}
+
+/// Runs one operation for an authenticated caller and picks its status.
 async fn run(
     pipeline: &Pipeline,
     request: GraphQLRequest,
-    request_id: &RequestId,
+    caller: &Caller,
+    reply: &Reply<'_>,
     (peer, headers): (&Peer, &HeaderMap),
-    media: &'static str,
     get: bool,
-) -> Response {
-    let mut caller = match authenticate(pipeline, headers).await {
-        Ok(caller) => caller,
-        Err(refused) => return refused,
-    };
+) -> Exchange {
+    let mut caller = caller.clone();
     caller.ip = client_ip(peer, headers, &pipeline.options().trusted_proxies);
     caller.user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(200).collect());
-    let outcome = pipeline.execute(request, &caller, &request_id.0, get).await;
-    let legacy = media == JSON;
-    match outcome {
-        Outcome::Executed(response) => respond(media, StatusCode::OK, &response),
+    let api_key = bearer(headers).filter(|token| token.starts_with("pat_"));
+    let propagated = crate::headers::select(headers, &pipeline.options().edge.propagate_headers);
+    let context = RequestContext { request_id: reply.request_id, get, api_key, propagated };
+    let Answer { outcome, rate } = pipeline.execute(request, &caller, context).await;
+    let legacy = reply.media == JSON;
+    let (status, body) = match outcome {
+        Outcome::Executed(response) => (StatusCode::OK, response),
         Outcome::RequestError(response) => {
-            respond(media, if legacy { StatusCode::OK } else { StatusCode::BAD_REQUEST }, &response)
+            (if legacy { StatusCode::OK } else { StatusCode::BAD_REQUEST }, response)
         }
         Outcome::Unauthenticated(response) => {
-            respond(media, if legacy { StatusCode::OK } else { StatusCode::UNAUTHORIZED }, &response)
+            (if legacy { StatusCode::OK } else { StatusCode::UNAUTHORIZED }, response)
         }
-        Outcome::MethodNotAllowed(response) => {
-            let mut http = respond(media, StatusCode::METHOD_NOT_ALLOWED, &response);
-            http.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            http
-        }
-    }
+        Outcome::MethodNotAllowed(response) => (StatusCode::METHOD_NOT_ALLOWED, response),
+        // Rate limiting is an HTTP matter: 429 whatever the media type (see README, "Limits").
+        Outcome::RateLimited(response) => (StatusCode::TOO_MANY_REQUESTS, response),
+    };
+    let allow_post = status == StatusCode::METHOD_NOT_ALLOWED;
+    Exchange { status, body, rate, allow_post }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim)
 }
 
 /// The caller, or the response that refuses the request: 401 for bad credentials (whatever the
 /// client accepts), 503 when the auth service cannot be asked.
-async fn authenticate(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Caller, Response> {
+async fn authenticate(
+    pipeline: &Pipeline,
+    headers: &HeaderMap,
+    reply: &Reply<'_>,
+) -> Result<Caller, Response> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|v| {
@@ -174,7 +304,7 @@ async fn authenticate(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Caller
                 GraphQLError::new("authentication is unavailable; retry shortly", code::SERVICE_UNAVAILABLE),
             ),
         };
-        let mut response = respond(JSON, status, &GraphQLResponse::request_error(vec![error]));
+        let mut response = reply.error(status, error);
         if status == StatusCode::UNAUTHORIZED {
             let challenge = HeaderValue::from_static("Bearer error=\"invalid_token\"");
             response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
@@ -197,61 +327,6 @@ pub async fn jwks(State(pipeline): State<RouterState>) -> Response {
     }
 }
 
-fn bad_request(media: &'static str, message: &str) -> Response {
-    let error = GraphQLError::new(message, code::BAD_REQUEST);
-    respond(media, StatusCode::BAD_REQUEST, &GraphQLResponse::request_error(vec![error]))
-}
-
-fn respond(media: &'static str, status: StatusCode, body: &GraphQLResponse) -> Response {
-    let bytes = serde_json::to_vec(body)
-        .unwrap_or_else(|_| br#"{"errors":[{"message":"internal server error"}]}"#.to_vec());
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], bytes).into_response()
-}
-
-/// `application/graphql-response+json` when the client accepts it, else `application/json`.
-fn response_media(headers: &HeaderMap) -> &'static str {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if accept.split(',').any(|part| part.trim().starts_with(GRAPHQL_RESPONSE_JSON)) {
-        GRAPHQL_RESPONSE_JSON
-    } else {
-        JSON
-    }
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == JSON || essence == GRAPHQL_RESPONSE_JSON
-}
-
 fn accepts_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
-
-/// The GraphiQL IDE (its assets load from a CDN in the browser).
-pub async fn graphiql() -> Response {
-    Html(GRAPHIQL_HTML).into_response()
-}
-
-const GRAPHIQL_HTML: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>PyAirtable GraphiQL</title>
-  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3.8.3/graphiql.min.css">
-</head>
-<body>
-  <div id="graphiql">Loading GraphiQL…</div>
-  <script crossorigin src="https://unpkg.com/react@18.3.1/umd/react.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js"></script>
-  <script>
-    const fetcher = GraphiQL.createFetcher({ url: new URL('/graphql', location.href).toString() });
-    ReactDOM.createRoot(document.getElementById('graphiql'))
-      .render(React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true }));
-  </script>
-</body>
-</html>
-"#;

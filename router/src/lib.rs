@@ -4,17 +4,28 @@
 
 pub mod auth;
 pub mod compose;
+mod cors;
 mod entities;
 mod execute;
 pub mod fetch;
+mod flow;
 pub mod gateway;
+mod graphiql;
+mod guard;
+pub mod headers;
 mod http;
 mod introspection;
+pub mod limits;
+mod metrics;
+pub mod persisted;
 mod pipeline;
 mod plan_cache;
 mod projection;
+pub mod ratelimit;
+mod reply;
 pub mod response;
 mod schema;
+mod suggestions;
 pub mod supergraph;
 pub mod transport;
 mod typenames;
@@ -29,8 +40,10 @@ use pyairtable_kit::http::{ReadyCheck, instrument, ops_routes};
 
 pub use auth::{AuthError, Authenticator, PublicOperations};
 pub use fetch::SubgraphPolicy;
+pub use flow::{Answer, RequestContext};
 pub use gateway::{Connector, Gateway};
-pub use pipeline::{GraphQLRequest, Outcome, Pipeline, RouterOptions};
+pub use persisted::TrustedDocuments;
+pub use pipeline::{GraphQLRequest, Outcome, Pipeline, RouterOptions, SharedRedis};
 pub use supergraph::{SubgraphInfo, Supergraph, SupergraphError};
 pub use transport::{Http, InProcess, Transport};
 
@@ -65,7 +78,8 @@ pub fn app_with(
     ready: ReadyCheck,
     authenticator: Option<Arc<Authenticator>>,
 ) -> axum::Router {
-    let graphiql = options.graphiql;
+    let graphiql = options.edge.graphiql;
+    let cors = cors::layer(&options.edge.cors);
     let pipeline = Arc::new(Pipeline::new(gateway, options, authenticator));
     let mut routes = axum::Router::new()
         .route("/graphql", get(http::get_graphql).post(http::post_graphql))
@@ -73,7 +87,7 @@ pub fn app_with(
         .route("/health", get(|| async { "ok" }))
         .with_state(pipeline);
     if graphiql {
-        routes = routes.route("/", get(http::graphiql));
+        routes = routes.route("/", get(graphiql::graphiql));
     }
-    instrument(routes.merge(ops_routes(ready)), "router")
+    instrument(routes.layer(cors).merge(ops_routes(ready)), "router")
 }

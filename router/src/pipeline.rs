@@ -1,10 +1,10 @@
 //! One GraphQL request through the router: parse, validate, plan (cached), coerce variables,
-//! execute, project.
+//! execute, project. The edge checks around them (rate limits, persisted queries, limits) are in
+//! `flow.rs`.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
 
 use graphql_tools::static_graphql::query::{
     Definition, Document, OperationDefinition as AstOperation, VariableDefinition,
@@ -18,6 +18,7 @@ use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::graph::PlannerOverrideContext;
 use hive_router_query_planner::planner::plan_nodes::QueryPlan;
 use pyairtable_kit::Caller;
+use pyairtable_kit::config::{EdgeConfig, Environment};
 use serde_json::{Map, Value};
 
 use crate::auth::Authenticator;
@@ -25,12 +26,15 @@ use crate::execute::Execution;
 use crate::fetch::SubgraphPolicy;
 use crate::gateway::{Active, Gateway};
 use crate::introspection::Introspection;
+use crate::limits;
+use crate::metrics::OperationNames;
+use crate::persisted::{PersistedQueries, TrustedDocuments};
 use crate::plan_cache::PlanCache;
 use crate::projection::Projection;
+use crate::ratelimit::RateLimiter;
 use crate::response::{GraphQLError, Response, code};
 use crate::schema::OperationType;
 use crate::supergraph::Supergraph;
-use crate::variables;
 
 /// How many prepared operations (parsed, validated, planned) are kept.
 const PLAN_CACHE_SIZE: usize = 1024;
@@ -45,31 +49,49 @@ pub struct GraphQLRequest {
     pub variables: Option<Map<String, Value>>,
     #[serde(default)]
     pub extensions: Option<Map<String, Value>>,
+    /// A trusted document's id (GraphQL over HTTP's persisted documents), instead of `query`.
+    #[serde(default)]
+    pub document_id: Option<String>,
 }
 
 /// Router settings that shape responses.
 #[derive(Debug, Clone)]
 pub struct RouterOptions {
-    pub introspection: bool,
-    pub graphiql: bool,
     /// Timeouts, retries, circuit breaking and deduplication of subgraph fetches.
     pub subgraphs: SubgraphPolicy,
     /// Progressive override labels (`@override(label:)`) turned on for every request.
     pub override_labels: HashSet<String>,
     /// Peers whose `X-Forwarded-For` is believed; anyone else is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The front door: environment, introspection, limits, rate limits, CORS, persisted queries.
+    pub edge: EdgeConfig,
+    /// Where rate limits and persisted queries are shared with other routers (else in process).
+    pub redis: Option<SharedRedis>,
+    /// When set, only these documents run (loaded from `edge.trusted_documents`).
+    pub trusted_documents: Option<Arc<TrustedDocuments>>,
 }
 
 impl Default for RouterOptions {
     fn default() -> Self {
         let trusted = ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect();
         Self {
-            introspection: true,
-            graphiql: true,
             subgraphs: SubgraphPolicy::default(),
             override_labels: HashSet::new(),
             trusted_proxies: trusted,
+            edge: EdgeConfig::defaults(Environment::Development),
+            redis: None,
+            trusted_documents: None,
         }
+    }
+}
+
+/// A Redis connection (cheap to clone: one multiplexed connection).
+#[derive(Clone)]
+pub struct SharedRedis(pub redis::aio::ConnectionManager);
+
+impl std::fmt::Debug for SharedRedis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedRedis")
     }
 }
 
@@ -83,16 +105,22 @@ pub enum Outcome {
     MethodNotAllowed(Response),
     /// An anonymous caller asked for more than the public operations.
     Unauthenticated(Response),
+    /// Over a rate limit or cost budget.
+    RateLimited(Response),
 }
 
 /// An operation, parsed, validated and planned once, then reused.
-struct Prepared {
-    kind: OperationType,
-    variable_definitions: Vec<VariableDefinition>,
-    operation: OperationDefinition,
-    introspection: bool,
+pub(crate) struct Prepared {
+    pub(crate) kind: OperationType,
+    pub(crate) variable_definitions: Vec<VariableDefinition>,
+    pub(crate) operation: OperationDefinition,
+    pub(crate) introspection: bool,
+    /// Only `__schema`, `__type` and `__typename` at the root.
+    pub(crate) introspection_only: bool,
     /// Root field names, through inline fragments (for the anonymous allow-list).
-    root_fields: Vec<String>,
+    pub(crate) root_fields: Vec<String>,
+    /// The operation's name in the document.
+    pub(crate) name: Option<String>,
     plan: Option<QueryPlan>,
 }
 
@@ -100,11 +128,14 @@ type Preparation = Result<Arc<Prepared>, Arc<Vec<GraphQLError>>>;
 
 /// The router's request pipeline over the gateway's current supergraph.
 pub struct Pipeline {
-    gateway: Arc<Gateway>,
-    options: RouterOptions,
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) options: RouterOptions,
     validation: ValidationPlan,
     cache: PlanCache<Preparation>,
-    authenticator: Option<Arc<Authenticator>>,
+    pub(crate) authenticator: Option<Arc<Authenticator>>,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) persisted: PersistedQueries,
+    pub(crate) names: OperationNames,
 }
 
 impl Pipeline {
@@ -113,12 +144,22 @@ impl Pipeline {
         options: RouterOptions,
         authenticator: Option<Arc<Authenticator>>,
     ) -> Self {
+        let prefix = options.edge.redis_prefix.as_str();
+        let limiter = match &options.redis {
+            Some(redis) => RateLimiter::redis(redis.0.clone(), prefix),
+            None => RateLimiter::in_process(),
+        };
+        let redis = options.redis.as_ref().map(|r| (r.0.clone(), prefix));
+        let persisted = PersistedQueries::new(options.edge.apq, redis, options.trusted_documents.clone());
         Self {
             gateway,
-            options,
             validation: default_rules_validation_plan(),
             cache: PlanCache::new(PLAN_CACHE_SIZE),
             authenticator,
+            limiter,
+            persisted,
+            names: OperationNames::default(),
+            options,
         }
     }
 
@@ -131,69 +172,13 @@ impl Pipeline {
         &self.options
     }
 
-    /// Runs one request. `get` says it came over HTTP GET (queries only).
-    pub async fn execute(
-        &self,
-        request: GraphQLRequest,
-        caller: &Caller,
-        request_id: &str,
-        get: bool,
-    ) -> Outcome {
-        let started = Instant::now();
-        let outcome = self.run(request, caller, request_id, get).await;
-        let (kind, result) = match &outcome {
-            Outcome::Executed(r) if r.errors.is_empty() => ("executed", "ok"),
-            Outcome::Executed(_) => ("executed", "field_errors"),
-            Outcome::RequestError(_) => ("refused", "request_error"),
-            Outcome::MethodNotAllowed(_) => ("refused", "method_not_allowed"),
-            Outcome::Unauthenticated(_) => ("refused", "unauthenticated"),
-        };
-        let labels = [("stage", kind), ("outcome", result)];
-        metrics::counter!("router_operations_total", &labels).increment(1);
-        metrics::histogram!("router_operation_duration_seconds", &labels)
-            .record(started.elapsed().as_secs_f64());
-        outcome
-    }
-
-    async fn run(&self, request: GraphQLRequest, caller: &Caller, request_id: &str, get: bool) -> Outcome {
-        let Some(query) = request.query.as_deref().filter(|q| !q.trim().is_empty()) else {
-            let error = GraphQLError::new("the request has no query", code::BAD_REQUEST);
-            return Outcome::RequestError(Response::request_error(vec![error]));
-        };
-        // The whole request runs on the supergraph current now, whatever reloads happen meanwhile.
-        let active = self.gateway.current();
-        let prepared = match self.prepare(&active, query, request.operation_name.as_deref()) {
-            Ok(prepared) => prepared,
-            Err(errors) => return Outcome::RequestError(Response::request_error(errors.as_ref().clone())),
-        };
-        if get && prepared.kind != OperationType::Query {
-            let message = format!("{} operations must be sent with POST", prepared.kind.as_str());
-            return Outcome::MethodNotAllowed(Response::request_error(vec![GraphQLError::new(
-                message,
-                code::BAD_REQUEST,
-            )]));
-        }
-        if let Some(field) = self.forbidden_to_anonymous(&prepared, caller) {
-            let message = format!("sign in to use `{field}`");
-            let error = GraphQLError::new(message, code::UNAUTHENTICATED);
-            return Outcome::Unauthenticated(Response::request_error(vec![error]));
-        }
-        if prepared.introspection && !self.options.introspection {
-            let error = GraphQLError::new("introspection is disabled", code::GRAPHQL_VALIDATION_FAILED);
-            return Outcome::RequestError(Response::request_error(vec![error]));
-        }
-        let provided = request.variables.unwrap_or_default();
-        let variables =
-            match variables::coerce(&active.supergraph.schema, &prepared.variable_definitions, &provided) {
-                Ok(variables) => variables,
-                Err(errors) => return Outcome::RequestError(Response::request_error(errors)),
-            };
-        Outcome::Executed(self.execute_prepared(&active, &prepared, &variables, caller, request_id).await)
-    }
-
     /// The first root field an anonymous caller may not use, when the caller is anonymous and
     /// this router authenticates.
-    fn forbidden_to_anonymous<'p>(&self, prepared: &'p Prepared, caller: &Caller) -> Option<&'p str> {
+    pub(crate) fn forbidden_to_anonymous<'p>(
+        &self,
+        prepared: &'p Prepared,
+        caller: &Caller,
+    ) -> Option<&'p str> {
         let public = &self.authenticator.as_ref()?.public;
         if caller.user_id.is_some() {
             return None;
@@ -207,7 +192,7 @@ impl Pipeline {
         prepared.root_fields.iter().map(String::as_str).find(|f| !free(f) && !allowed.contains(*f))
     }
 
-    async fn execute_prepared(
+    pub(crate) async fn execute_prepared(
         &self,
         active: &Active,
         prepared: &Prepared,
@@ -231,7 +216,7 @@ impl Pipeline {
     }
 
     /// The prepared operation, from the cache of the active supergraph's generation when there.
-    fn prepare(&self, active: &Active, query: &str, operation_name: Option<&str>) -> Preparation {
+    pub(crate) fn prepare(&self, active: &Active, query: &str, operation_name: Option<&str>) -> Preparation {
         let (overrides, drawn) = active.supergraph.override_context(&self.options.override_labels);
         let key = PlanCache::<Preparation>::key(query, operation_name, drawn);
         if let Some(hit) = self.cache.get(active.generation, key) {
@@ -253,17 +238,25 @@ impl Pipeline {
         let document = graphql_tools::parser::parse_query::<String>(query)
             .map_err(|e| vec![GraphQLError::new(parse_message(&e.to_string()), code::GRAPHQL_PARSE_FAILED)])?
             .into_static();
+        let operation = select_operation(&document, operation_name)?;
+        limits::check_shape(&document, selection_set(operation), &self.options.edge.limits)
+            .map_err(|e| vec![e])?;
         let errors = validate(&active.supergraph.api_document, &document, &self.validation);
         if !errors.is_empty() {
-            return Err(errors.into_iter().map(|e| validation_error(e.message, &e.locations)).collect());
+            let errors = errors.into_iter().map(|e| validation_error(e.message, &e.locations)).collect();
+            let suggestions = self.options.edge.suggestions;
+            return Err(crate::suggestions::apply(errors, &active.supergraph.schema, suggestions));
         }
-        let operation = select_operation(&document, operation_name)?;
+        let name = self::operation_name(operation).map(str::to_owned);
         let (kind, variable_definitions) = operation_kind(operation);
         if active.supergraph.schema.root_type(kind).is_none() {
             let message = format!("the schema has no {} operations", kind.as_str());
             return Err(vec![validation_error(message, &[])]);
         }
-        plan(&active.supergraph, &document, operation_name, kind, variable_definitions, overrides)
+        let mut prepared =
+            plan(&active.supergraph, &document, operation_name, kind, variable_definitions, overrides)?;
+        prepared.name = name;
+        Ok(prepared)
     }
 }
 
@@ -308,7 +301,17 @@ fn plan(
     let introspection = operation.selection_set.items.iter().any(is_introspection_field);
     let mut root_fields = Vec::new();
     collect_root_fields(&operation.selection_set, &mut root_fields);
-    Ok(Prepared { kind, variable_definitions, operation, introspection, root_fields, plan })
+    let introspection_only = root_fields.iter().all(|f| f.starts_with("__"));
+    Ok(Prepared {
+        kind,
+        variable_definitions,
+        operation,
+        introspection,
+        introspection_only,
+        root_fields,
+        name: None,
+        plan,
+    })
 }
 
 fn parse_message(raw: &str) -> String {
@@ -354,6 +357,15 @@ fn operation_name(operation: &AstOperation) -> Option<&str> {
         AstOperation::Mutation(m) => m.name.as_deref(),
         AstOperation::Subscription(s) => s.name.as_deref(),
         AstOperation::SelectionSet(_) => None,
+    }
+}
+
+fn selection_set(operation: &AstOperation) -> &graphql_tools::static_graphql::query::SelectionSet {
+    match operation {
+        AstOperation::Query(q) => &q.selection_set,
+        AstOperation::Mutation(m) => &m.selection_set,
+        AstOperation::Subscription(s) => &s.selection_set,
+        AstOperation::SelectionSet(s) => s,
     }
 }
 

@@ -52,6 +52,11 @@ impl GraphQLError {
         self
     }
 
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
     pub fn with_extension(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extensions.insert(key.into(), value.into());
         self

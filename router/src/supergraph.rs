@@ -39,6 +39,8 @@ pub struct Supergraph {
     /// Some `@inaccessible` object type implements a public interface or belongs to a public
     /// union: fetches then always ask for `__typename`, so that its values are never shown.
     pub hidden_implementations: bool,
+    /// `@cost` and `@listSize`, for the router's cost limits.
+    pub cost: crate::limits::cost::CostDirectives,
 }
 
 impl Supergraph {
@@ -61,6 +63,7 @@ impl Supergraph {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         sdl.hash(&mut hasher);
         let hidden_implementations = hidden_implementations(&document, &schema);
+        let cost = crate::limits::cost::CostDirectives::from_supergraph(&document);
         Ok(Self {
             planner,
             schema,
@@ -68,6 +71,7 @@ impl Supergraph {
             subgraphs,
             version: hasher.finish(),
             hidden_implementations,
+            cost,
         })
     }
 

@@ -163,7 +163,11 @@ impl Http {
 
     async fn send(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError> {
         let body = serde_json::json!({ "query": request.query, "variables": request.variables });
-        let mut builder = http::Request::post(self.url.clone())
+        let mut builder = http::Request::post(self.url.clone());
+        for (name, value) in crate::headers::current().iter() {
+            builder = builder.header(name, value);
+        }
+        builder = builder
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/graphql-response+json, application/json")
             .header(REQUEST_ID, request.request_id);

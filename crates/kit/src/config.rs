@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+mod edge;
 mod federation;
+
+pub use edge::{Cors, EdgeConfig, Environment, Origins, QueryLimits, Quota, RateLimits};
 pub use federation::FederationConfig;
 
 /// Variables under this prefix are reserved for test suites and ignored by the configuration.
@@ -44,8 +47,43 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "subgraphs run as services: where the permissions service is (default http://permissions:4000)",
     ),
     ("PYAIRTABLE_SUPERGRAPH", "router: supergraph SDL file (instead of composing)"),
-    ("PYAIRTABLE_GRAPHIQL", "serve GraphiQL at / : true or false (default true)"),
-    ("PYAIRTABLE_INTROSPECTION", "answer introspection queries: true or false (default true)"),
+    (
+        "PYAIRTABLE_ENV",
+        "development or production (default development): sets the defaults of introspection, \
+         suggestions, GraphiQL and CORS",
+    ),
+    ("PYAIRTABLE_GRAPHIQL", "serve GraphiQL at / : true or false (default: true in development)"),
+    ("PYAIRTABLE_INTROSPECTION", "answer introspection queries (default: true in development)"),
+    ("PYAIRTABLE_FIELD_SUGGESTIONS", "\"Did you mean\" in validation errors (default: true in development)"),
+    (
+        "PYAIRTABLE_CSRF_PREVENTION",
+        "refuse GET/simple POST without a preflight-forcing header (default true)",
+    ),
+    ("PYAIRTABLE_APQ", "automatic persisted queries: true or false (default true)"),
+    ("PYAIRTABLE_TRUSTED_DOCUMENTS", "file or folder of trusted documents; when set, only they run"),
+    ("PYAIRTABLE_PROPAGATE_HEADERS", "client headers forwarded to subgraphs (default accept-language; none)"),
+    ("PYAIRTABLE_REDIS_PREFIX", "prefix of the router's Redis keys (default pyairtable:)"),
+    ("PYAIRTABLE_RATE_LIMIT_CALLER", "requests per user or API key, N/WINDOW or off (default 1200/1m)"),
+    ("PYAIRTABLE_RATE_LIMIT_TENANT", "requests per tenant (default 6000/1m)"),
+    ("PYAIRTABLE_RATE_LIMIT_IP", "requests per client IP (default 3000/1m)"),
+    ("PYAIRTABLE_RATE_LIMIT_ANONYMOUS_IP", "sign-up/log-in/refresh/reset/verify per IP (default 30/1m)"),
+    ("PYAIRTABLE_RATE_LIMIT_ANONYMOUS_ACCOUNT", "the same per target email (default 10/10m)"),
+    ("PYAIRTABLE_COST_BUDGET", "cost points per tenant (else user, else IP) (default 100000/1m)"),
+    ("PYAIRTABLE_MAX_DEPTH", "deepest field nesting of an operation (default 15)"),
+    ("PYAIRTABLE_MAX_ALIASES", "aliases in an operation (default 30)"),
+    ("PYAIRTABLE_MAX_ROOT_FIELDS", "root fields in an operation (default 20)"),
+    ("PYAIRTABLE_MAX_TOKENS", "lexical tokens in a document (default 10000)"),
+    ("PYAIRTABLE_MAX_BATCH_SIZE", "operations in one JSON array request; 1 refuses arrays (default 10)"),
+    ("PYAIRTABLE_MAX_COST", "estimated cost of one operation (default 10000)"),
+    ("PYAIRTABLE_COST_LIST_SIZE", "assumed size of a list without first/last or @listSize (default 10)"),
+    (
+        "PYAIRTABLE_CORS_ORIGINS",
+        "allowed origins: comma list, *, localhost or none (default by PYAIRTABLE_ENV)",
+    ),
+    ("PYAIRTABLE_CORS_METHODS", "allowed methods (default GET,POST)"),
+    ("PYAIRTABLE_CORS_HEADERS", "allowed request headers (default content-type,authorization,...)"),
+    ("PYAIRTABLE_CORS_CREDENTIALS", "allow credentials (cookies) cross-origin (default false)"),
+    ("PYAIRTABLE_CORS_MAX_AGE", "seconds a browser may cache a preflight (default 600)"),
     ("PYAIRTABLE_SUBGRAPH_TIMEOUT_MS", "router: timeout of one subgraph fetch (default 30000)"),
     (
         "PYAIRTABLE_SUBGRAPH_TIMEOUTS",
@@ -152,8 +190,8 @@ pub struct Config {
     pub internal_secret: Option<Secret>,
     pub subgraphs: Vec<(String, String)>,
     pub supergraph: Option<PathBuf>,
-    pub graphiql: bool,
-    pub introspection: bool,
+    /// The router's front door: environment, limits, CORS, persisted queries...
+    pub edge: EdgeConfig,
     pub subgraph_timeout_ms: u64,
     /// Where subgraphs running as services ask for authorization decisions.
     pub permissions_url: String,
@@ -172,6 +210,7 @@ impl Config {
     /// Reads the given variables (the process environment, or a test's map).
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let env = Env::new(vars)?;
+        let edge = EdgeConfig::from_env(&env)?;
         Ok(Self {
             database_url: env.string("DATABASE_URL").map(Secret),
             redis_url: env.string("REDIS_URL").map(Secret),
@@ -191,8 +230,7 @@ impl Config {
             internal_secret: env.secret("PYAIRTABLE_INTERNAL_SECRET", 32)?,
             subgraphs: env.pairs("PYAIRTABLE_SUBGRAPHS")?,
             supergraph: env.string("PYAIRTABLE_SUPERGRAPH").map(PathBuf::from),
-            graphiql: env.boolean("PYAIRTABLE_GRAPHIQL")?.unwrap_or(true),
-            introspection: env.boolean("PYAIRTABLE_INTROSPECTION")?.unwrap_or(true),
+            edge,
             subgraph_timeout_ms: env.bounded("PYAIRTABLE_SUBGRAPH_TIMEOUT_MS", 1, 600_000)?.unwrap_or(30_000),
             permissions_url: env
                 .public_url("PYAIRTABLE_PERMISSIONS_URL")?
@@ -368,7 +406,7 @@ fn unknown_variable(name: &str, known: &[&str]) -> ConfigError {
 }
 
 /// Levenshtein distance, for "did you mean" hints on a handful of short names.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -395,7 +433,7 @@ mod tests {
     fn defaults_need_no_variables() {
         let config = Config::from_vars(vars(&[("HOME", "/root")])).expect("defaults");
         assert_eq!(config.listen.to_string(), "127.0.0.1:4000");
-        assert!(config.database_url.is_none() && config.migrate && config.graphiql);
+        assert!(config.database_url.is_none() && config.migrate && config.edge.graphiql);
         assert_eq!(config.log_format, LogFormat::Json);
     }
 

@@ -160,11 +160,16 @@ impl Fetcher {
     }
 }
 
-/// Exactly what makes two fetches the same: query, variables and the caller's whole identity.
+/// Exactly what makes two fetches the same: query, variables, the caller's whole identity and
+/// the client headers the request forwards (the leader's headers go with the shared fetch).
 fn dedupe_key(fetch: &Fetch<'_>) -> String {
     let caller = serde_json::to_string(fetch.caller).unwrap_or_default();
     let variables = serde_json::to_string(&fetch.variables).unwrap_or_default();
-    format!("{caller}\n{variables}\n{}", fetch.query)
+    let headers: Vec<String> = crate::headers::current()
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
+        .collect();
+    format!("{caller}\n{variables}\n{}\n{}", headers.join("\n"), fetch.query)
 }
 
 /// "Equal jitter": half of `base * 2^attempt`, plus a random part of the other half.
