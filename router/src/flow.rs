@@ -141,12 +141,13 @@ impl Pipeline {
                 return request_error(error);
             }
         };
+        // The anonymous mutations (sign-up, log-in, refresh, reset, verification) have a budget
+        // of their own, whoever calls them.
         let mut public = Vec::new();
-        if let Some(authenticator) = &self.authenticator {
-            let set = match prepared.kind {
-                OperationType::Mutation => &authenticator.public.mutations,
-                _ => &authenticator.public.queries,
-            };
+        if let Some(authenticator) =
+            self.authenticator.as_ref().filter(|_| prepared.kind == OperationType::Mutation)
+        {
+            let set = &authenticator.public.mutations;
             guard::public_fields(&prepared.operation.selection_set.items, &|f| set.contains(f), &mut public);
         }
         let budgets = guard::operation(&edge.rate_limits, caller, cost, &public, &variables);

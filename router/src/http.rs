@@ -88,7 +88,7 @@ async fn batch(
     if items.is_empty() {
         return reply.bad_request("the batch is empty");
     }
-    if items.len() > max as usize {
+    if max == 1 || items.len() > max as usize {
         metrics::refusal("batch_size");
         let error = limits::refused(
             limits::code::MAX_BATCH_SIZE_EXCEEDED,

@@ -30,6 +30,7 @@ impl Shape {
 pub struct Measure<'d> {
     fragments: HashMap<&'d str, &'d FragmentDefinition>,
     memo: HashMap<&'d str, Shape>,
+    roots_memo: HashMap<&'d str, u64>,
     /// Fragments being measured (a cycle measures as empty; validation refuses it later).
     open: Vec<&'d str>,
 }
@@ -44,7 +45,7 @@ impl<'d> Measure<'d> {
                 Definition::Operation(_) => None,
             })
             .collect();
-        Self { fragments, memo: HashMap::new(), open: Vec::new() }
+        Self { fragments, memo: HashMap::new(), roots_memo: HashMap::new(), open: Vec::new() }
     }
 
     /// The shape of a selection set.
@@ -74,19 +75,25 @@ impl<'d> Measure<'d> {
             count = count.saturating_add(match selection {
                 Selection::Field(_) => 1,
                 Selection::InlineFragment(fragment) => self.root_fields(&fragment.selection_set),
-                Selection::FragmentSpread(spread) => {
-                    match self.fragments.get(spread.fragment_name.as_str()) {
-                        Some(f) if !self.open.contains(&f.name.as_str()) => {
-                            self.open.push(&f.name);
-                            let n = self.root_fields(&f.selection_set);
-                            self.open.pop();
-                            n
-                        }
-                        _ => 0,
-                    }
-                }
+                Selection::FragmentSpread(spread) => self.fragment_roots(&spread.fragment_name),
             });
         }
+        count
+    }
+
+    fn fragment_roots(&mut self, name: &str) -> u64 {
+        let Some(&fragment) = self.fragments.get(name) else { return 0 };
+        let key = fragment.name.as_str();
+        if let Some(count) = self.roots_memo.get(key) {
+            return *count;
+        }
+        if self.open.contains(&key) {
+            return 0;
+        }
+        self.open.push(key);
+        let count = self.root_fields(&fragment.selection_set);
+        self.open.pop();
+        self.roots_memo.insert(key, count);
         count
     }
 
@@ -131,7 +138,7 @@ mod tests {
         let (shape, roots) = measure(
             "{ a { b { c } } x: a { ...F } ...R } fragment F on A { b { y: c z: c } } fragment R on Query { d e }",
         );
-        assert_eq!(shape, Shape { depth: 3, aliases: 3, fields: 10 });
+        assert_eq!(shape, Shape { depth: 3, aliases: 3, fields: 9 });
         assert_eq!(roots, 4);
     }
 
@@ -141,8 +148,8 @@ mod tests {
         for i in 1..=40 {
             query.push_str(&format!(" fragment F{i} on Query {{ ...F{p} ...F{p} }}", p = i - 1));
         }
-        let (shape, _) = measure(&query);
-        assert_eq!(shape.aliases, 1 << 40);
+        let (shape, roots) = measure(&query);
+        assert_eq!((shape.aliases, roots), (1 << 40, 1 << 40));
         let (cyclic, _) = measure("{ ...A } fragment A on Query { a ...B } fragment B on Query { b ...A }");
         assert_eq!(cyclic.fields, 2);
     }

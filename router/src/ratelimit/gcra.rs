@@ -31,10 +31,11 @@ pub fn check(tat: Option<f64>, now: f64, cost: u64, limit: u64, window_us: f64) 
     if cost > limit {
         return (base, Cell { allowed: false, remaining: 0, wait_us: window_us });
     }
-    if allow_at > now {
+    // A microsecond of slack absorbs floating-point rounding.
+    if allow_at - now > 1.0 {
         (base, Cell { allowed: false, remaining: 0, wait_us: allow_at - now })
     } else {
-        let remaining = ((now - allow_at) / interval).floor() as u64;
+        let remaining = ((now - allow_at).max(0.0) / interval + 1e-9).floor() as u64;
         (new_tat, Cell { allowed: true, remaining, wait_us: new_tat - now })
     }
 }

@@ -25,12 +25,12 @@ for i = 1, #KEYS do
   if cost > limit then
     all = false
     out[#out+1] = 0; out[#out+1] = 0; out[#out+1] = window
-  elseif allow_at > now then
+  elseif allow_at - now > 1 then
     all = false
     out[#out+1] = 0; out[#out+1] = 0; out[#out+1] = math.ceil(allow_at - now)
   else
     tats[i] = new_tat
-    out[#out+1] = 1; out[#out+1] = math.floor((now - allow_at) / interval)
+    out[#out+1] = 1; out[#out+1] = math.floor(math.max(now - allow_at, 0) / interval + 1e-9)
     out[#out+1] = math.ceil(new_tat - now)
   end
 end
