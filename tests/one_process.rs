@@ -77,13 +77,22 @@ async fn http_semantics_follow_graphql_over_http() {
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
 
-    let get_query = http.get(format!("{base}/graphql?query=%7B__typename%7D")).send().await.expect("GET");
+    // GET needs a header a browser cannot send cross-origin without a preflight (CSRF).
+    let unguarded = http.get(format!("{base}/graphql?query=%7B__typename%7D")).send().await.expect("GET");
+    assert_eq!(unguarded.status(), 400);
+    let get_query = http
+        .get(format!("{base}/graphql?query=%7B__typename%7D"))
+        .header("apollo-require-preflight", "true")
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(get_query.status(), 200);
     assert_eq!(get_query.headers()["content-type"], "application/json");
 
     let mutation = http
         .get(format!("{base}/graphql?query=mutation%7B__typename%7D"))
         .header("accept", "application/graphql-response+json")
+        .header("apollo-require-preflight", "true")
         .send()
         .await
         .expect("GET mutation");
@@ -92,6 +101,7 @@ async fn http_semantics_follow_graphql_over_http() {
     let not_json = http
         .post(format!("{base}/graphql"))
         .header("content-type", "text/plain")
+        .header("x-apollo-operation-name", "Probe")
         .body("{}")
         .send()
         .await

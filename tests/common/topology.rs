@@ -13,6 +13,8 @@ pub fn env(db_url: &str, data_dir: &std::path::Path) -> HashMap<String, String> 
         ("PYAIRTABLE_DATA_DIR".into(), data_dir.display().to_string()),
         ("DATABASE_URL".into(), db_url.into()),
         ("REDIS_URL".into(), redis_url()),
+        // Rate limits and persisted queries live in the shared Redis: this run's keys are its own.
+        ("PYAIRTABLE_REDIS_PREFIX".into(), format!("test:{}:", uuid::Uuid::now_v7())),
         ("PYAIRTABLE_INTERNAL_SECRET".into(), TEST_INTERNAL_SECRET.into()),
         ("PYAIRTABLE_LISTEN".into(), "127.0.0.1:0".into()),
         ("PYAIRTABLE_LOG".into(), "warn".into()),

@@ -167,3 +167,55 @@ async fn without_redis_a_router_keeps_its_own_budget() {
         assert_refused(&router.query("{ me { id } }", &[ALICE]).await, "caller", 30);
     }
 }
+
+/// A Redis server of this test's own, to stop halfway.
+struct PrivateRedis(std::process::Child, u16);
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        Self(child, port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn when_redis_fails_each_router_still_limits_on_its_own() {
+    let server = PrivateRedis::start();
+    let url = pyairtable_kit::Secret::new(format!("redis://127.0.0.1:{}", server.1));
+    let mut connection = None;
+    for _ in 0..50 {
+        if let Ok(c) = pyairtable_kit::kit::connect_redis(&url).await {
+            connection = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut options = options();
+    options.edge.rate_limits.caller = per_minute(2);
+    options.redis = Some(pyairtable_router::SharedRedis(connection.expect("the private Redis answers")));
+    let edge = start(options).await;
+    assert_eq!(edge.query("{ me { id } }", &[ALICE]).await.status, 200, "through Redis");
+    drop(server);
+    assert_eq!(edge.query("{ me { id } }", &[ALICE]).await.status, 200, "Redis is gone: the process decides");
+    assert_eq!(edge.query("{ me { id } }", &[ALICE]).await.status, 200);
+    assert_refused(&edge.query("{ me { id } }", &[ALICE]).await, "caller", 30);
+    let metrics =
+        reqwest::get(format!("{}/metrics", edge.base)).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("router_rate_limit_backend_errors_total"), "the failure is counted");
+}
