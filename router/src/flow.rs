@@ -41,8 +41,8 @@ struct Trace {
     refusal: Option<&'static str>,
 }
 
-fn request_error(error: GraphQLError) -> Outcome {
-    Outcome::RequestError(Response::request_error(vec![error]))
+fn request_error(error: impl Into<Box<GraphQLError>>) -> Outcome {
+    Outcome::RequestError(Response::request_error(vec![*error.into()]))
 }
 
 impl Pipeline {
@@ -187,7 +187,7 @@ impl Pipeline {
         supergraph: &Supergraph,
         prepared: &Prepared,
         variables: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<u64, GraphQLError> {
+    ) -> Result<u64, Box<GraphQLError>> {
         let limits = &self.options.edge.limits;
         let schema = &supergraph.schema;
         let estimate =
@@ -196,12 +196,12 @@ impl Pipeline {
         let mutation = prepared.kind == OperationType::Mutation;
         let cost = estimate.operation(root, mutation, &prepared.operation.selection_set)?;
         if cost > limits.max_cost {
-            return Err(limits::refused(
+            return Err(Box::new(limits::refused(
                 limits::code::COST_LIMIT_EXCEEDED,
                 "estimated cost",
                 cost,
                 limits.max_cost,
-            ));
+            )));
         }
         Ok(cost)
     }

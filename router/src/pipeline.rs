@@ -240,7 +240,7 @@ impl Pipeline {
             .into_static();
         let operation = select_operation(&document, operation_name)?;
         limits::check_shape(&document, selection_set(operation), &self.options.edge.limits)
-            .map_err(|e| vec![e])?;
+            .map_err(|e| vec![*e])?;
         let errors = validate(&active.supergraph.api_document, &document, &self.validation);
         if !errors.is_empty() {
             let errors = errors.into_iter().map(|e| validation_error(e.message, &e.locations)).collect();

@@ -135,7 +135,7 @@ impl Estimate<'_> {
         root: &str,
         mutation: bool,
         selection: &SelectionSet,
-    ) -> Result<u64, GraphQLError> {
+    ) -> Result<u64, Box<GraphQLError>> {
         let cost = self.selection(root, selection, None, mutation)?;
         Ok(if cost >= u64::MAX as f64 { u64::MAX } else { cost.ceil().max(0.0) as u64 })
     }
@@ -146,7 +146,7 @@ impl Estimate<'_> {
         selection: &SelectionSet,
         sized: Option<(&[String], f64)>,
         root_mutation: bool,
-    ) -> Result<f64, GraphQLError> {
+    ) -> Result<f64, Box<GraphQLError>> {
         let mut total = 0.0;
         for item in &selection.items {
             total += match item {
@@ -166,7 +166,7 @@ impl Estimate<'_> {
         field: &FieldSelection,
         sized: Option<(&[String], f64)>,
         root_mutation: bool,
-    ) -> Result<f64, GraphQLError> {
+    ) -> Result<f64, Box<GraphQLError>> {
         let Some(definition) =
             self.schema.field(parent, &field.name).filter(|_| !field.name.starts_with("__"))
         else {
@@ -197,7 +197,7 @@ impl Estimate<'_> {
             list_size.as_ref().filter(|l| l.require_one && !l.slicing.is_empty() && given.len() != 1)
         {
             let message = format!("{parent}.{} needs exactly one of: {}", field.name, l.slicing.join(", "));
-            return Err(GraphQLError::new(message, code::GRAPHQL_VALIDATION_FAILED));
+            return Err(Box::new(GraphQLError::new(message, code::GRAPHQL_VALIDATION_FAILED)));
         }
         let size = given
             .iter()
@@ -207,7 +207,7 @@ impl Estimate<'_> {
             .unwrap_or(self.list_size as f64);
         let list = is_list(&definition.ty);
         let multiplier = match sized {
-            Some((fields, parent_size)) if fields.iter().any(|f| *f == field.name) => parent_size,
+            Some((fields, parent_size)) if fields.contains(&field.name) => parent_size,
             _ if list => size,
             _ => 1.0,
         };

@@ -33,7 +33,7 @@ pub fn refused(code: &str, what: &str, measured: u64, limit: u64) -> GraphQLErro
 }
 
 /// Tokens and nesting, in one scan that stops at the limits.
-pub fn check_tokens(query: &str, limits: &QueryLimits) -> Result<(), GraphQLError> {
+pub fn check_tokens(query: &str, limits: &QueryLimits) -> Result<(), Box<GraphQLError>> {
     let scan = tokens::scan(query, limits.max_tokens, MAX_NESTING);
     if scan.tokens > limits.max_tokens {
         let error = refused(
@@ -42,12 +42,16 @@ pub fn check_tokens(query: &str, limits: &QueryLimits) -> Result<(), GraphQLErro
             u64::from(scan.tokens),
             limits.max_tokens.into(),
         );
-        return Err(error.with_message(format!("the document has more than {} tokens", limits.max_tokens)));
+        return Err(Box::new(
+            error.with_message(format!("the document has more than {} tokens", limits.max_tokens)),
+        ));
     }
     if scan.nesting > MAX_NESTING {
         let error =
             refused(code::MAX_DEPTH_EXCEEDED, "bracket nesting", scan.nesting.into(), MAX_NESTING.into());
-        return Err(error.with_message(format!("the document nests brackets more than {MAX_NESTING} deep")));
+        return Err(Box::new(
+            error.with_message(format!("the document nests brackets more than {MAX_NESTING} deep")),
+        ));
     }
     Ok(())
 }
@@ -57,7 +61,7 @@ pub fn check_shape(
     document: &Document,
     selection_set: &SelectionSet,
     limits: &QueryLimits,
-) -> Result<(), GraphQLError> {
+) -> Result<(), Box<GraphQLError>> {
     let mut measure = shape::Measure::new(document);
     let shape = measure.shape(selection_set);
     let roots = measure.root_fields(selection_set);
@@ -70,7 +74,7 @@ pub fn check_shape(
         (code::QUERY_TOO_COMPLEX, "expanded field count", shape.fields, u64::from(limits.max_tokens)),
     ];
     match checks.into_iter().find(|(_, _, measured, limit)| measured > limit) {
-        Some((code, what, measured, limit)) => Err(refused(code, what, measured, limit)),
+        Some((code, what, measured, limit)) => Err(Box::new(refused(code, what, measured, limit))),
         None => Ok(()),
     }
 }

@@ -58,8 +58,8 @@ pub struct PersistedQueries {
     trusted: Option<Arc<TrustedDocuments>>,
 }
 
-fn error(message: &str, code: &str) -> GraphQLError {
-    GraphQLError::new(message, code)
+fn error(message: &str, code: &str) -> Box<GraphQLError> {
+    Box::new(GraphQLError::new(message, code))
 }
 
 impl PersistedQueries {
@@ -88,7 +88,7 @@ impl PersistedQueries {
         query: Option<String>,
         extensions: Option<&Map<String, Value>>,
         document_id: Option<&str>,
-    ) -> Result<Resolved, GraphQLError> {
+    ) -> Result<Resolved, Box<GraphQLError>> {
         let persisted = extensions.and_then(|e| e.get("persistedQuery")).filter(|p| !p.is_null());
         let hash = match (persisted, document_id) {
             (Some(persisted), _) => Some(self.hash_of(persisted)?),
@@ -118,7 +118,7 @@ impl PersistedQueries {
         }
     }
 
-    fn hash_of(&self, persisted: &Value) -> Result<String, GraphQLError> {
+    fn hash_of(&self, persisted: &Value) -> Result<String, Box<GraphQLError>> {
         if !self.apq && self.trusted.is_none() {
             return Err(error("PersistedQueryNotSupported", code::PERSISTED_QUERY_NOT_SUPPORTED));
         }
@@ -137,7 +137,7 @@ impl PersistedQueries {
         }
     }
 
-    async fn lookup(&self, hash: &str) -> Result<Resolved, GraphQLError> {
+    async fn lookup(&self, hash: &str) -> Result<Resolved, Box<GraphQLError>> {
         if let Some(trusted) = &self.trusted {
             return match trusted.get(hash) {
                 Some(query) => Ok(Resolved { query: query.to_owned(), register: None, trusted: true }),
