@@ -16,11 +16,12 @@ use pyairtable_kit::http::RequestId;
 use serde_json::{Map, Value};
 
 use crate::auth::AuthError;
+use crate::csrf::csrf;
 use crate::flow::{Answer, RequestContext};
 use crate::graphiql::graphiql;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline};
 use crate::ratelimit::RateStatus;
-use crate::reply::{JSON, Reply, is_json, media_essence, response_media};
+use crate::reply::{JSON, Reply, is_json, response_media};
 use crate::response::{GraphQLError, Response as GraphQLResponse, code};
 use crate::{limits, metrics};
 
@@ -182,38 +183,6 @@ fn parse_json_param(raw: Option<&str>, name: &str) -> Result<Option<Map<String, 
         Some(_) => Err(format!("`{name}` must be a JSON object")),
     }
 }
-
-/// Content types a browser sends cross-origin without a preflight.
-const SIMPLE_CONTENT_TYPES: [&str; 3] =
-    ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded"];
-
-/// CSRF prevention (as Apollo Server's `csrfPrevention`): a request a browser could send
-/// cross-origin without a preflight (GET, or POST with no or a "simple" content type) must carry
-/// a header that forces one; otherwise a page on any site could make a signed-in browser run
-/// operations (cookies) or read side effects.
-fn csrf(pipeline: &Pipeline, headers: &HeaderMap, reply: &Reply<'_>) -> Option<Response> {
-    if !pipeline.options().edge.csrf_prevention {
-        return None;
-    }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(media_essence);
-    if content_type.is_some_and(|ct| !ct.is_empty() && !SIMPLE_CONTENT_TYPES.contains(&ct.as_str())) {
-        return None;
-    }
-    let preflighted = ["apollo-require-preflight", "x-apollo-operation-name"]
-        .iter()
-        .any(|name| headers.get(*name).is_some_and(|v| !v.is_empty()));
-    if preflighted {
-        return None;
-    }
-    metrics::refusal("csrf");
-    let message = "this request has been blocked as a potential cross-site request forgery (CSRF): send it with \
-                   `Content-Type: application/json`, or with a non-empty `apollo-require-preflight` or \
-                   `x-apollo-operation-name` header";
-    Some(reply.error(StatusCode::BAD_REQUEST, GraphQLError::new(message, CSRF_PREVENTED)))
-}
-
-/// The error code of a request refused by CSRF prevention.
-pub const CSRF_PREVENTED: &str = "CSRF_PREVENTED";
 
 /// A response body, its status and the rate-limit verdicts.
 pub(crate) struct Exchange {

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod compose;
 mod cors;
+mod csrf;
 mod entities;
 mod execute;
 pub mod fetch;
