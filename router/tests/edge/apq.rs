@@ -3,6 +3,7 @@
 //! Redis; and trusted documents.
 
 use pyairtable_kit::config::Environment;
+use pyairtable_router::TrustedDocuments;
 use pyairtable_router::persisted::sha256_hex;
 use serde_json::{Value, json};
 
@@ -86,12 +87,16 @@ async fn routers_sharing_redis_share_persisted_queries() {
     assert_eq!(hit.body["data"]["me"]["name"], "Ada", "{}", hit.body);
 }
 
+fn trusted(path: &std::path::Path) -> std::sync::Arc<TrustedDocuments> {
+    std::sync::Arc::new(TrustedDocuments::load(path).expect("trusted documents load"))
+}
+
 #[tokio::test]
 async fn only_trusted_documents_run_when_a_list_is_configured() {
     let folder = tempfile::tempdir().expect("tempdir");
     std::fs::write(folder.path().join("me.graphql"), QUERY).expect("write");
     let mut options = options();
-    options.edge.trusted_documents = Some(folder.path().to_owned());
+    options.trusted_documents = Some(trusted(folder.path()));
     let edge = start(options.clone()).await;
     assert_eq!(hashed_get(&edge, QUERY).await.body["data"]["me"]["name"], "Ada", "by hash, never registered");
     assert_eq!(edge.query(QUERY, &[]).await.status, 200, "by its exact text");
@@ -109,11 +114,14 @@ async fn only_trusted_documents_run_when_a_list_is_configured() {
         "introspection in development"
     );
 
+    let empty = tempfile::tempdir().expect("tempdir");
+    assert!(TrustedDocuments::load(empty.path()).is_err_and(|e| e.contains("no documents")));
+    assert!(TrustedDocuments::load(&empty.path().join("missing.json")).is_err());
     let manifest = folder.path().join("manifest.json");
     let operations = json!({ "format": "apollo-persisted-query-manifest", "version": 1,
         "operations": [{ "id": "me-1", "name": "Me", "type": "query", "body": QUERY }] });
     std::fs::write(&manifest, operations.to_string()).expect("write");
-    options.edge.trusted_documents = Some(manifest);
+    options.trusted_documents = Some(trusted(&manifest));
     options.edge.environment = Environment::Production;
     options.edge.introspection = true;
     let edge = start(options).await;

@@ -144,7 +144,7 @@ pub async fn start(options: RouterOptions) -> Edge {
     let url = sub_server.graphql_url();
     let sdl = compose(&[SubgraphSdl { name: "accounts", url: &url, sdl: ACCOUNTS }]).expect("compose");
     let key = IdentityKey::new(&Secret::new(TEST_INTERNAL_SECRET));
-    let http = Http::new(&url, key, std::time::Duration::from_secs(10)).expect("transport");
+    let http = Http::new(&url, Some(key), false).expect("transport");
     let transports: HashMap<String, Arc<dyn Transport>> =
         HashMap::from([("accounts".into(), Arc::new(http) as _)]);
     let authority: Arc<dyn Authority> = Arc::new(keys());
