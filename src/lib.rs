@@ -20,6 +20,7 @@ use pyairtable_router::{
     Authenticator, Gateway, Http, InProcess, RouterOptions, SharedRedis, SubgraphPolicy, Supergraph,
     Transport, TrustedDocuments,
 };
+use pyairtable_router::upload::{HttpTarget, UploadTarget, with_uploads};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -61,6 +62,11 @@ pub const SUBGRAPHS: &[SubgraphEntry] = &[
         name: pyairtable_workspaces::NAME,
         build: pyairtable_workspaces::subgraph,
         sdl: pyairtable_workspaces::sdl,
+    },
+    SubgraphEntry {
+        name: pyairtable_files::NAME,
+        build: pyairtable_files::subgraph,
+        sdl: pyairtable_files::sdl,
     },
 ];
 
@@ -152,8 +158,13 @@ fn router_options(
 }
 
 /// The whole supergraph in one process: every subgraph in process behind the router.
-pub async fn build_serve(config: Config) -> anyhow::Result<Server> {
+pub async fn build_serve(mut config: Config) -> anyhow::Result<Server> {
     let listener = bind(&config).await?;
+    if config.files.url.is_none() {
+        let base =
+            if config.public_url_set { config.public_url.clone() } else { base_url(listener.local_addr()?) };
+        config.files.url = Some(base);
+    }
     let kit = Arc::new(Kit::start(config).await?);
     let subgraphs: Vec<Subgraph> = SUBGRAPHS.iter().map(|entry| (entry.build)(&kit)).collect();
     let sdl = compose_local(&subgraphs)?;
@@ -167,7 +178,16 @@ pub async fn build_serve(config: Config) -> anyhow::Result<Server> {
         .find_map(|s| s.authority.clone())
         .map(|authority| Arc::new(Authenticator::new(authority, TokenAudience::default())));
     let options = router_options(&kit.config, kit.redis.clone())?;
-    let app = pyairtable_router::app(supergraph, transports, options, kit.ready_check(), authenticator)?;
+    let mut app =
+        pyairtable_router::app(supergraph, transports, options, kit.ready_check(), authenticator.clone())?;
+    // Signed-URL endpoints (the files service's uploads and downloads) are the router's to serve
+    // here, and multipart requests go to the subgraph that takes files.
+    for routes in subgraphs.iter().filter_map(|s| s.public_routes.clone()) {
+        app = app.merge(pyairtable_kit::http::instrument(routes, "router"));
+    }
+    if let Some(files) = subgraphs.iter().find(|s| s.name == pyairtable_files::NAME) {
+        app = with_uploads(app, UploadTarget::InProcess(files.service.clone()), authenticator);
+    }
     tracing::info!(addr = %listener.local_addr()?, "supergraph serving in one process");
     Ok(Server { listener, app, kit: Some(kit) })
 }
@@ -180,19 +200,28 @@ fn compose_local(subgraphs: &[Subgraph]) -> anyhow::Result<String> {
     Ok(compose(&sdls)?)
 }
 
+/// `http://ADDR`, with an unspecified address (`0.0.0.0`, `::`) as the loopback one.
+fn base_url(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
 /// Where a subgraph runs in the production topology (docker-compose and Kubernetes service names).
 pub fn default_url(name: &str) -> String {
     format!("http://{name}:4000/graphql")
 }
 
 /// One subgraph as its own HTTP service.
-pub async fn build_subgraph(name: &str, config: Config) -> anyhow::Result<Server> {
+pub async fn build_subgraph(name: &str, mut config: Config) -> anyhow::Result<Server> {
     let Some(entry) = SUBGRAPHS.iter().find(|entry| entry.name == name) else {
         let known: Vec<&str> = SUBGRAPHS.iter().map(|entry| entry.name).collect();
         bail!("unknown subgraph {name:?}; known: {}", known.join(", "));
     };
     let key = IdentityKey::new(config.require_internal_secret()?);
     let listener = bind(&config).await?;
+    if config.files.url.is_none() {
+        config.files.url = Some(base_url(listener.local_addr()?));
+    }
     let kit = Arc::new(Kit::start(config).await?);
     let subgraph = (entry.build)(&kit);
     let app = pyairtable_kit::subgraph::http_app(&subgraph, key, kit.ready_check());
@@ -232,6 +261,7 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
     if authenticator.is_none() {
         tracing::warn!("the supergraph has no auth subgraph: every caller is anonymous");
     }
+    let uploads = upload_target(&config, &supergraph, key.as_ref())?;
     let connector =
         HttpSubgraphs { key, urls: config.subgraphs.clone(), http2: config.federation.http2.clone() };
     let redis = match &config.redis_url {
@@ -245,7 +275,10 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
         gateway.watch(path.clone(), every);
     }
     let listener = bind(&config).await?;
-    let app = pyairtable_router::app_with(gateway, options, ready, authenticator);
+    let mut app = pyairtable_router::app_with(gateway, options, ready, authenticator.clone());
+    if let Some(target) = uploads {
+        app = with_uploads(app, target, authenticator);
+    }
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     Ok(Server { listener, app, kit: None })
 }
@@ -264,6 +297,25 @@ fn redis_ready(redis: Option<redis::aio::ConnectionManager>) -> ReadyCheck {
             Ok(())
         })
     })
+}
+
+/// The files service, when the supergraph has one (and the router signs identities): multipart
+/// requests are streamed to it.
+fn upload_target(
+    config: &Config,
+    supergraph: &Supergraph,
+    key: Option<&IdentityKey>,
+) -> anyhow::Result<Option<UploadTarget>> {
+    let Some(key) = key else { return Ok(None) };
+    let Some(info) = supergraph.subgraphs.iter().find(|s| s.name == pyairtable_files::NAME) else {
+        return Ok(None);
+    };
+    let configured = config.subgraphs.iter().find(|(n, _)| n == &info.name).map(|(_, u)| u.clone());
+    let Some(url) = configured.or_else(|| info.url.clone()) else { return Ok(None) };
+    let timeout = Duration::from_millis(config.subgraph_timeout_ms);
+    let target =
+        HttpTarget::new(&url, key.clone(), timeout).map_err(|e| anyhow::anyhow!("subgraph files: {e}"))?;
+    Ok(Some(UploadTarget::Http(target)))
 }
 
 /// Where the auth subgraph runs, when the supergraph has one (`--subgraph auth=URL` wins over the

@@ -30,6 +30,7 @@ mod suggestions;
 pub mod supergraph;
 pub mod transport;
 mod typenames;
+pub mod upload;
 mod value;
 mod variables;
 

@@ -68,6 +68,11 @@ resource Workspace {
         "archive",              # archive and restore
         "delete",
         "manage_collaborators", # change and remove collaborators
+        "read_files",           # list files, download them
+        "upload_files",         # upload files (and complete one's uploads)
+        "delete_own_files",     # delete files one uploaded
+        "delete_files",         # delete anyone's files
+        "manage_files",         # set the content types the workspace accepts
         "grant_viewer", "grant_commenter", "grant_editor", "grant_creator", "grant_owner"
     ];
     relations = { organization: Organization };
@@ -80,10 +85,14 @@ resource Workspace {
 
     "read" if "viewer";
     "read_collaborators" if "viewer";
+    "read_files" if "viewer";
     "comment" if "commenter";
     "edit" if "editor";
+    "upload_files" if "editor";
+    "delete_own_files" if "editor";
     "create_bases" if "creator";
     "update" if "creator";
+    "delete_files" if "creator";
     "grant_viewer" if "creator";
     "grant_commenter" if "creator";
     "grant_editor" if "creator";
@@ -91,6 +100,7 @@ resource Workspace {
     "archive" if "owner";
     "delete" if "owner";
     "manage_collaborators" if "owner";
+    "manage_files" if "owner";
     "grant_owner" if "owner";
 }
 

@@ -26,14 +26,22 @@ const ORG_ACTIONS: [(&str, &[&str]); 4] = [
 
 /// Workspace roles, highest first, and what each may do (cumulative upwards).
 const WS_ACTIONS: [(&str, &[&str]); 5] = [
-    ("OWNER", &["archive", "delete", "manage_collaborators", "grant_owner"]),
+    ("OWNER", &["archive", "delete", "manage_collaborators", "manage_files", "grant_owner"]),
     (
         "CREATOR",
-        &["create_bases", "update", "grant_viewer", "grant_commenter", "grant_editor", "grant_creator"],
+        &[
+            "create_bases",
+            "update",
+            "delete_files",
+            "grant_viewer",
+            "grant_commenter",
+            "grant_editor",
+            "grant_creator",
+        ],
     ),
-    ("EDITOR", &["edit"]),
+    ("EDITOR", &["edit", "upload_files", "delete_own_files"]),
     ("COMMENTER", &["comment"]),
-    ("VIEWER", &["read", "read_collaborators"]),
+    ("VIEWER", &["read", "read_collaborators", "read_files"]),
 ];
 
 fn rank<const N: usize>(table: &[(&str, &[&str]); N], role: &str) -> usize {

@@ -15,6 +15,8 @@ mod federation;
 
 pub use edge::{Cors, EdgeConfig, Environment, Origins, QueryLimits, Quota, RateLimits};
 pub use federation::FederationConfig;
+mod files;
+pub use files::{FilesConfig, MAX_FILE_SIZE, ObjectStoreConfig};
 
 /// Variables under this prefix are reserved for test suites and ignored by the configuration.
 const TEST_PREFIX: &str = "PYAIRTABLE_TEST_";
@@ -119,7 +121,27 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PYAIRTABLE_TRUSTED_PROXIES",
         "router: CIDRs whose X-Forwarded-For is believed (default loopback and private ranges; none: never)",
     ),
+    (
+        "PYAIRTABLE_OBJECT_STORE_URL",
+        "where file contents go: s3://bucket[/prefix] (with the AWS_* variables) or file:///path; \
+         unset: <data dir>/files",
+    ),
+    (
+        "PYAIRTABLE_FILES_URL",
+        "base URL of the files service's upload/download endpoints as clients reach them \
+         (default: the public URL in one process, the files service's own address otherwise)",
+    ),
+    ("PYAIRTABLE_FILES_MAX_SIZE", "largest file accepted, e.g. 100MiB (default 1GiB, at most 5GiB)"),
+    (
+        "PYAIRTABLE_FILES_MULTIPART_MAX_SIZE",
+        "largest file in a GraphQL multipart request (default 32MiB, at most PYAIRTABLE_FILES_MAX_SIZE)",
+    ),
+    ("PYAIRTABLE_FILES_QUOTA", "bytes each organization may store (default 10GiB)"),
+    ("PYAIRTABLE_FILES_URL_TTL_SECONDS", "lifetime of signed upload and download URLs (default 900)"),
 ];
+
+/// Standard AWS variables (credentials, region, endpoint) are passed to the S3 client as they are.
+const AWS_PREFIX: &str = "AWS_";
 
 /// A configuration error: which variable, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,6 +203,8 @@ pub struct Config {
     pub mail_from: String,
     /// Without a trailing slash.
     pub public_url: String,
+    /// Whether PYAIRTABLE_PUBLIC_URL was set (else `public_url` is the default).
+    pub public_url_set: bool,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub log: String,
@@ -199,6 +223,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Subgraph fetches and the supergraph file (router).
     pub federation: FederationConfig,
+    /// Files: the object store and the limits.
+    pub files: FilesConfig,
 }
 
 impl Config {
@@ -211,7 +237,9 @@ impl Config {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let env = Env::new(vars)?;
         let edge = EdgeConfig::from_env(&env)?;
+        let data_dir = env.string("PYAIRTABLE_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
         Ok(Self {
+            files: files::files_config(&env, &data_dir)?,
             database_url: env.string("DATABASE_URL").map(Secret),
             redis_url: env.string("REDIS_URL").map(Secret),
             smtp_url: env.smtp_url("SMTP_URL")?,
@@ -221,8 +249,9 @@ impl Config {
             public_url: env
                 .public_url("PYAIRTABLE_PUBLIC_URL")?
                 .unwrap_or_else(|| "http://127.0.0.1:4000".into()),
+            public_url_set: env.string("PYAIRTABLE_PUBLIC_URL").is_some(),
             listen: env.parse("PYAIRTABLE_LISTEN")?.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4000))),
-            data_dir: env.string("PYAIRTABLE_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from),
+            data_dir,
             log: env.string("PYAIRTABLE_LOG").unwrap_or_else(|| "info".into()),
             log_format: env.parse("PYAIRTABLE_LOG_FORMAT")?.unwrap_or(LogFormat::Json),
             db_max_connections: env.bounded("PYAIRTABLE_DB_MAX_CONNECTIONS", 1, 1000)?.unwrap_or(10),
@@ -287,7 +316,7 @@ impl Env {
             if ours && !known.contains(&name.as_str()) {
                 return Err(unknown_variable(&name, &known));
             }
-            if ours || known.contains(&name.as_str()) {
+            if ours || known.contains(&name.as_str()) || name.starts_with(AWS_PREFIX) {
                 map.insert(name, value);
             }
         }
@@ -305,6 +334,24 @@ impl Env {
         self.string(name)
             .map(|raw| raw.parse::<T>().map_err(|e| ConfigError::new(name, format!("{raw:?}: {e}"))))
             .transpose()
+    }
+
+    /// Every `AWS_*` variable, for the S3 client.
+    fn aws(&self) -> Vec<(String, Secret)> {
+        self.0
+            .iter()
+            .filter(|(name, _)| name.starts_with(AWS_PREFIX))
+            .map(|(name, value)| (name.clone(), Secret(value.clone())))
+            .collect()
+    }
+
+    fn size(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+        let Some(raw) = self.string(name) else { return Ok(None) };
+        let size = files::parse_size(&raw).map_err(|e| ConfigError::new(name, e))?;
+        if size < min || size > max {
+            return Err(ConfigError::new(name, format!("{raw} is out of range {min}..={max} bytes")));
+        }
+        Ok(Some(size))
     }
 
     fn boolean(&self, name: &str) -> Result<Option<bool>, ConfigError> {

@@ -30,6 +30,10 @@ pub enum Error {
     BadUserInput { message: String, field: Option<String> },
     #[error("{0}")]
     Conflict(String),
+    /// Refused for a reason with its own code (the files subgraph's `FILE_TOO_LARGE`,
+    /// `QUOTA_EXCEEDED`, ...): the client can act on the code, not only read the message.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("internal server error")]
@@ -58,6 +62,7 @@ impl Error {
             Self::NotFound(_) => code::NOT_FOUND,
             Self::BadUserInput { .. } => code::BAD_USER_INPUT,
             Self::Conflict(_) => code::CONFLICT,
+            Self::Refused { code, .. } => code,
             Self::RateLimited { .. } => code::RATE_LIMITED,
             Self::Internal(_) => code::INTERNAL_SERVER_ERROR,
         }
@@ -114,6 +119,7 @@ mod tests {
             (Error::NotFound("no such organization".into()), "NOT_FOUND"),
             (Error::bad_input("name", "too long"), "BAD_USER_INPUT"),
             (Error::Conflict("taken".into()), "CONFLICT"),
+            (Error::Refused { code: "QUOTA_EXCEEDED", message: "full".into() }, "QUOTA_EXCEEDED"),
             (Error::RateLimited { retry_after_secs: 3 }, "RATE_LIMITED"),
         ];
         for (err, code) in cases {

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use async_graphql::{ObjectType, Schema, SubscriptionType};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse, rejection};
+use axum::extract::FromRequest;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,11 +24,40 @@ pub fn dataloader<L: Send + Sync + 'static>(loader: L) -> async_graphql::dataloa
     async_graphql::dataloader::DataLoader::new(loader, |batch| tokio::spawn(batch.in_current_span()))
 }
 
+/// A request in the GraphQL multipart request spec (file uploads), streamed as it arrives: the
+/// router authenticated the caller and passes the body through untouched.
+pub struct MultipartRequest {
+    pub caller: crate::Caller,
+    pub request_id: RequestId,
+    /// The client's headers (`content-type` with its boundary, the CSRF preflight header).
+    pub headers: HeaderMap,
+    pub body: axum::body::Body,
+}
+
+/// Whether `headers` announce a `multipart/form-data` body.
+pub fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"))
+}
+
 /// Executes GraphQL requests of one subgraph. Object-safe, so the router can hold subgraphs of
 /// different schema types side by side.
 #[async_trait::async_trait]
 pub trait SubgraphService: Send + Sync + 'static {
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response;
+
+    /// Executes a multipart request (file uploads). Only a subgraph that takes files accepts
+    /// them; the others answer 415.
+    async fn execute_multipart(&self, request: MultipartRequest) -> Response {
+        drop(request);
+        let body = serde_json::json!({
+            "errors": [{ "message": "this subgraph takes no file uploads", "extensions": { "code": code::BAD_USER_INPUT } }]
+        });
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response()
+    }
 }
 
 #[async_trait::async_trait]
@@ -52,17 +82,25 @@ pub struct Subgraph {
     pub service: Arc<dyn SubgraphService>,
     /// HTTP routes besides `/graphql` that its own service serves (they check identity themselves).
     pub routes: Option<Router>,
+    /// HTTP routes clients call directly (signed URLs): served by the subgraph's own service, and
+    /// by the router in one process.
+    pub public_routes: Option<Router>,
     /// The auth subgraph's answers to the router, when this is the auth subgraph.
     pub authority: Option<Arc<dyn Authority>>,
 }
 
 impl Subgraph {
     pub fn new(name: &'static str, sdl: String, service: Arc<dyn SubgraphService>) -> Self {
-        Self { name, sdl, service, routes: None, authority: None }
+        Self { name, sdl, service, routes: None, public_routes: None, authority: None }
     }
 
     pub fn with_routes(mut self, routes: Router) -> Self {
         self.routes = Some(routes);
+        self
+    }
+
+    pub fn with_public_routes(mut self, routes: Router) -> Self {
+        self.public_routes = Some(routes);
         self
     }
 
@@ -83,7 +121,7 @@ struct AppState {
 pub fn http_app(subgraph: &Subgraph, key: IdentityKey, ready: ReadyCheck) -> Router {
     let state = AppState { service: subgraph.service.clone(), key };
     let mut app = Router::new().route("/graphql", post(graphql)).with_state(state).merge(ops_routes(ready));
-    if let Some(routes) = &subgraph.routes {
+    for routes in [&subgraph.routes, &subgraph.public_routes].into_iter().flatten() {
         app = app.merge(routes.clone());
     }
     instrument(app, subgraph.name)
@@ -92,24 +130,37 @@ pub fn http_app(subgraph: &Subgraph, key: IdentityKey, ready: ReadyCheck) -> Rou
 async fn graphql(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
+    request: axum::extract::Request,
 ) -> Response {
+    let caller = match verify(&state, request.headers()) {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    if is_multipart(request.headers()) {
+        let (parts, body) = request.into_parts();
+        let multipart = MultipartRequest { caller, request_id, headers: parts.headers, body };
+        return state.service.execute_multipart(multipart).await;
+    }
+    let request = match GraphQLRequest::<rejection::GraphQLRejection>::from_request(request, &()).await {
+        Ok(request) => request,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let request = request.into_inner().data(caller).data(request_id);
+    GraphQLResponse::from(state.service.execute(request).await).into_response()
+}
+
+/// The caller the router's signed identity header names, or the 401 that refuses the request.
+fn verify(state: &AppState, headers: &HeaderMap) -> Result<crate::Caller, Response> {
     let now = chrono::Utc::now().timestamp();
     let verified = headers
         .get(IDENTITY_HEADER)
         .ok_or(IdentityError::Missing)
         .and_then(|v| v.to_str().map_err(|_| IdentityError::Malformed))
         .and_then(|v| state.key.verify(v, now));
-    let caller = match verified {
-        Ok(caller) => caller,
-        Err(err) => {
-            tracing::warn!(%err, "refused a request without a valid router identity");
-            return unauthenticated(&err);
-        }
-    };
-    let request = request.into_inner().data(caller).data(request_id);
-    GraphQLResponse::from(state.service.execute(request).await).into_response()
+    verified.map_err(|err| {
+        tracing::warn!(%err, "refused a request without a valid router identity");
+        unauthenticated(&err)
+    })
 }
 
 fn unauthenticated(err: &IdentityError) -> Response {

@@ -202,6 +202,13 @@ mod tests {
         assert_eq!(policy.effective_role(&member, &on_ws).expect("role"), Some("editor"));
         assert!(allows(&member, "edit", &on_ws));
         assert!(!allows(&member, "archive", &on_ws));
+        // Files: editors upload and delete their own; creators delete anyone's; owners decide
+        // which types a workspace takes.
+        assert!(allows(&member, "upload_files", &on_ws) && allows(&member, "delete_own_files", &on_ws));
+        assert!(!allows(&member, "delete_files", &on_ws) && !allows(&member, "manage_files", &on_ws));
+        assert!(allows(&admin, "manage_files", &on_ws));
+        let viewer = person(me, &[binding(org, "guest"), binding(ws, "viewer")], &[org]);
+        assert!(allows(&viewer, "read_files", &on_ws) && !allows(&viewer, "upload_files", &on_ws));
         let other_ws = live(Resource::Workspace { id: Uuid::now_v7(), organization_id: org });
         assert_eq!(policy.effective_role(&member, &other_ws).expect("role"), None);
 

@@ -33,7 +33,7 @@ impl User {
     async fn display_name(&self) -> &str {
         &self.0.display_name
     }
-    /// The `File` id of the avatar, if any.
+    /// The `File` id of the avatar, if any (the files subgraph resolves `avatar` from it).
     async fn avatar_file_id(&self) -> Option<ID> {
         self.0.avatar_file_id.map(|id| ID(id.to_string()))
     }

@@ -37,6 +37,15 @@ pub async fn insert_profile(db: &mut PgConnection, id: Uuid, email: &str, displa
     Ok(())
 }
 
+/// Takes a deleted file off every profile that shows it as avatar.
+pub async fn clear_avatar(db: &mut PgConnection, file: Uuid) -> Result<()> {
+    sqlx::query("update users.users set avatar_file_id = null where avatar_file_id = $1")
+        .bind(file)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(count = ids.len()))]
 pub async fn users_by_ids(db: &PgPool, ids: &[Uuid]) -> Result<Vec<UserRow>> {
     let rows =
