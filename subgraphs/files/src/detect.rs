@@ -31,7 +31,8 @@ pub struct Detected {
 
 pub fn detect(head: &[u8]) -> Detected {
     if let Some(kind) = infer::get(head) {
-        let executable = kind.matcher_type() == infer::MatcherType::App;
+        // Certificates are filed with applications; they are not programs.
+        let executable = kind.matcher_type() == infer::MatcherType::App && !kind.mime_type().contains("x509");
         return Detected { mime: kind.mime_type().to_owned(), executable };
     }
     Detected { mime: if looks_like_text(head) { TEXT } else { OCTET_STREAM }.to_owned(), executable: false }
@@ -170,7 +171,10 @@ mod tests {
     use super::*;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-    const ELF: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0";
+    const ELF: &[u8] = &[
+        0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0x3e, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0x38, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
 
     #[test]
     fn bytes_decide_the_type() {
