@@ -154,7 +154,7 @@ impl Files {
             detect::allowed(list.as_deref(), detected)
         };
         let path = self.storage().content(row.tenant_id, row.id);
-        self.storage().ingest(&path, body, row.size as u64, check).await
+        self.storage().ingest(&path, body, (row.size as u64, &row.name), check).await
     }
 
     /// Makes a verified file visible, or voids the upload and says why.

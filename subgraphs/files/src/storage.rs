@@ -12,13 +12,16 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
-use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{
+    Attribute, AttributeValue, Attributes, GetResultPayload, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, WriteMultipart,
+};
 use pyairtable_kit::Error;
 use pyairtable_kit::config::ObjectStoreConfig;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::detect::{Detected, SNIFF_BYTES, detect};
+use crate::detect::{Detected, SNIFF_BYTES, content_disposition, detect};
 
 /// Size of the parts uploads are written in (S3 wants at least 5 MiB but the last).
 const PART: usize = 8 * 1024 * 1024;
@@ -121,25 +124,46 @@ impl Storage {
     }
 
     /// Streams `body` into `path` in parts, hashing and counting it; `check` judges the type
-    /// once the first bytes are in (and the upload stops there when it refuses). Nothing is left
-    /// at `path` on failure.
+    /// from the first bytes before anything is written (on S3 the object also gets that type and
+    /// a `Content-Disposition` for `name`). Nothing is left at `path` on failure.
     pub async fn ingest<S, E>(
         &self,
         path: &Path,
-        body: S,
-        limit: u64,
+        mut body: S,
+        (limit, name): (u64, &str),
         check: impl Fn(&Detected) -> pyairtable_kit::Result<()>,
     ) -> Result<Ingested, IngestError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let upload = self.store.put_multipart(path).await.map_err(IngestError::Store)?;
+        let mut tally =
+            Tally { limit, size: 0, hasher: Sha256::new(), head: Vec::with_capacity(SNIFF_BYTES) };
+        let mut held = Vec::new();
+        while tally.head.len() < SNIFF_BYTES {
+            let Some(chunk) = body.next().await else { break };
+            let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
+            tally.add(&chunk)?;
+            held.push(chunk);
+        }
+        let detected = detect(&tally.head);
+        check(&detected).map_err(IngestError::Refused)?;
+        let mut options = PutMultipartOptions::default();
+        if self.s3.is_some() {
+            options.attributes = Attributes::from_iter([
+                (Attribute::ContentType, AttributeValue::from(detected.mime.clone())),
+                (Attribute::ContentDisposition, AttributeValue::from(content_disposition(name))),
+            ]);
+        }
+        let upload = self.store.put_multipart_opts(path, options).await.map_err(IngestError::Store)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-        match feed(&mut writer, body, limit, check).await {
-            Ok(ingested) => {
+        for chunk in held {
+            writer.put(chunk);
+        }
+        match feed(&mut writer, body, &mut tally).await {
+            Ok(()) => {
                 writer.finish().await.map_err(IngestError::Store)?;
-                Ok(ingested)
+                Ok(Ingested { size: tally.size, sha256: tally.hasher.finalize().into(), detected })
             }
             Err(err) => {
                 if let Err(abort) = writer.abort().await {
@@ -179,17 +203,11 @@ impl Storage {
         }
     }
 
-    /// S3: a URL that accepts one PUT of exactly `size` bytes into `path`.
-    pub async fn presigned_put(
-        &self,
-        path: &Path,
-        size: u64,
-        ttl: Duration,
-    ) -> object_store::Result<Option<String>> {
+    /// S3: a URL that accepts a PUT into `path` (the staging key: what arrives there is checked
+    /// on its way to the file's own key).
+    pub async fn presigned_put(&self, path: &Path, ttl: Duration) -> object_store::Result<Option<String>> {
         let Some(s3) = &self.s3 else { return Ok(None) };
-        let length = http::HeaderValue::from(size);
-        let options = SignedUrlOptions::default().with_signed_header(http::header::CONTENT_LENGTH, length);
-        Ok(Some(s3.signed_url_opts(http::Method::PUT, path, ttl, &options).await?.to_string()))
+        Ok(Some(s3.signed_url(http::Method::PUT, path, ttl).await?.to_string()))
     }
 
     /// S3: a URL that GETs `path` with our content type and disposition (signed with it).
@@ -209,49 +227,37 @@ impl Storage {
     }
 }
 
-async fn feed<S, E>(
-    writer: &mut WriteMultipart,
-    mut body: S,
+/// Counts, hashes and keeps the first bytes of what streams in.
+struct Tally {
     limit: u64,
-    check: impl Fn(&Detected) -> pyairtable_kit::Result<()>,
-) -> Result<Ingested, IngestError>
+    size: u64,
+    hasher: Sha256,
+    head: Vec<u8>,
+}
+
+impl Tally {
+    fn add(&mut self, chunk: &[u8]) -> Result<(), IngestError> {
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            return Err(IngestError::TooLarge);
+        }
+        self.hasher.update(chunk);
+        let wanted = SNIFF_BYTES.saturating_sub(self.head.len()).min(chunk.len());
+        self.head.extend_from_slice(&chunk[..wanted]);
+        Ok(())
+    }
+}
+
+async fn feed<S, E>(writer: &mut WriteMultipart, mut body: S, tally: &mut Tally) -> Result<(), IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
-    let mut detected: Option<Detected> = None;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(IngestError::TooLarge);
-        }
-        hasher.update(&chunk);
-        if detected.is_none() {
-            let wanted = SNIFF_BYTES - head.len();
-            head.extend_from_slice(&chunk[..chunk.len().min(wanted)]);
-            if head.len() == SNIFF_BYTES {
-                detected = Some(judge(&head, &check)?);
-            }
-        }
+        tally.add(&chunk)?;
         writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(IngestError::Store)?;
         writer.put(chunk);
     }
-    let detected = match detected {
-        Some(detected) => detected,
-        None => judge(&head, &check)?,
-    };
-    Ok(Ingested { size, sha256: hasher.finalize().into(), detected })
-}
-
-fn judge(
-    head: &[u8],
-    check: &impl Fn(&Detected) -> pyairtable_kit::Result<()>,
-) -> Result<Detected, IngestError> {
-    let detected = detect(head);
-    check(&detected).map_err(IngestError::Refused)?;
-    Ok(detected)
+    Ok(())
 }

@@ -27,29 +27,49 @@ async fn a_file_goes_up_through_a_signed_url_and_comes_down_through_another() {
     assert_eq!(headers["content-type"], "image/png");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     let disposition = headers["content-disposition"].to_str().expect("ascii");
-    assert!(disposition.starts_with("attachment; filename=\"r_sum_ _final__ v2.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9"), "{disposition}");
+    assert!(
+        disposition.starts_with(
+            "attachment; filename=\"r_sum_ _final__ v2.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9"
+        ),
+        "{disposition}"
+    );
 
-    assert_eq!((read["thumbnail"]["width"].as_i64(), read["thumbnail"]["height"].as_i64()), (Some(256), Some(192)));
+    assert_eq!(
+        (read["thumbnail"]["width"].as_i64(), read["thumbnail"]["height"].as_i64()),
+        (Some(256), Some(192))
+    );
     let (status, headers, thumb) = get(&w.reach(read["thumbnail"]["url"].as_str().expect("url"))).await;
-    assert_eq!((status, &headers["content-type"]), (200, &"image/png".parse::<reqwest::header::HeaderValue>().expect("value")));
+    assert_eq!(
+        (status, &headers["content-type"]),
+        (200, &"image/png".parse::<reqwest::header::HeaderValue>().expect("value"))
+    );
     assert!(thumb.starts_with(b"\x89PNG"));
 
     let list = "query($w: ID!) { _entities(representations: [{ __typename: \"Workspace\", id: $w }]) {
         ... on Workspace { files(first: 10) { totalCount edges { node { name } } } } } }";
     let listed = w.client.data(list, json!({ "w": w.ws })).await;
-    assert_eq!(listed["_entities"][0]["files"], json!({ "totalCount": 1, "edges": [{ "node": { "name": name } }] }));
+    assert_eq!(
+        listed["_entities"][0]["files"],
+        json!({ "totalCount": 1, "edges": [{ "node": { "name": name } }] })
+    );
     let storage = "query($o: ID!) { _entities(representations: [{ __typename: \"Organization\", id: $o }]) {
         ... on Organization { fileStorage { usedBytes quotaBytes } } } }";
-    let used = w.client.data(storage, json!({ "o": w.org })).await["_entities"][0]["fileStorage"]["usedBytes"].clone();
+    let used =
+        w.client.data(storage, json!({ "o": w.org })).await["_entities"][0]["fileStorage"]["usedBytes"]
+            .clone();
     assert_eq!(used.as_u64(), Some(bytes.len() as u64));
 }
 
 #[tokio::test]
 async fn bad_files_are_refused_with_a_clear_code() {
-    let w = World::start(&[("PYAIRTABLE_FILES_MAX_SIZE", "64KiB"), ("PYAIRTABLE_FILES_QUOTA", "100KiB")]).await;
+    let w =
+        World::start(&[("PYAIRTABLE_FILES_MAX_SIZE", "64KiB"), ("PYAIRTABLE_FILES_QUOTA", "100KiB")]).await;
     let c = &w.client;
     // Larger than the limit: refused when declared, and when more bytes arrive than declared.
-    assert_eq!(w.create_upload(c, "big.bin", &vec![0; 64 * 1024 + 1], "application/octet-stream").await, Err("FILE_TOO_LARGE".into()));
+    assert_eq!(
+        w.create_upload(c, "big.bin", &vec![0; 64 * 1024 + 1], "application/octet-stream").await,
+        Err("FILE_TOO_LARGE".into())
+    );
     let small = w.create_upload(c, "small.bin", &[1; 10], "application/octet-stream").await.expect("created");
     let (status, body) = put(&w.reach(small["url"].as_str().expect("url")), vec![1; 5000]).await;
     assert_eq!((status, &body["error"]["code"]), (413, &json!("FILE_TOO_LARGE")), "{body}");
@@ -58,15 +78,26 @@ async fn bad_files_are_refused_with_a_clear_code() {
     let exe = w.create_upload(c, "cat.png", ELF, "image/png").await.expect("created");
     let (status, body) = put(&w.reach(exe["url"].as_str().expect("url")), ELF.to_vec()).await;
     assert_eq!((status, &body["error"]["code"]), (415, &json!("UNSUPPORTED_MEDIA_TYPE")), "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("application/x-executable"), "{body}");
-    assert_eq!(c.error_code(COMPLETE, json!({ "id": exe["file"]["id"] })).await, "NOT_FOUND", "the upload is void");
+    assert!(
+        body["error"]["message"].as_str().unwrap_or_default().contains("application/x-executable"),
+        "{body}"
+    );
+    assert_eq!(
+        c.error_code(COMPLETE, json!({ "id": exe["file"]["id"] })).await,
+        "NOT_FOUND",
+        "the upload is void"
+    );
     // ... and declared as anything, a program is still refused by default.
     let exe = w.create_upload(c, "cat.png", ELF, "application/octet-stream").await.expect("created");
     assert_eq!(put(&w.reach(exe["url"].as_str().expect("url")), ELF.to_vec()).await.0, 415);
 
     // Names are names, not paths.
     for bad in ["../../etc/passwd", "..", "a/b.txt", "c:\\windows\\x", "nul\u{0}.txt", ""] {
-        assert_eq!(w.create_upload(c, bad, b"x", "text/plain").await, Err("BAD_USER_INPUT".into()), "{bad:?}");
+        assert_eq!(
+            w.create_upload(c, bad, b"x", "text/plain").await,
+            Err("BAD_USER_INPUT".into()),
+            "{bad:?}"
+        );
     }
     // Nonsense inputs.
     let vars = json!({ "w": w.ws, "n": "a.txt", "s": -1, "t": "text/plain", "h": null });
@@ -89,12 +120,22 @@ async fn bad_files_are_refused_with_a_clear_code() {
     let (status, body) = put(&w.reach(early["url"].as_str().expect("url")), b"hel".to_vec()).await;
     assert_eq!((status, &body["error"]["code"]), (400, &json!("UPLOAD_INVALID")), "{body}");
     assert_eq!(put(&w.reach(early["url"].as_str().expect("url")), b"hello".to_vec()).await.0, 200);
-    assert_eq!(put(&w.reach(early["url"].as_str().expect("url")), b"hello".to_vec()).await.0, 409, "once only");
-    assert_eq!(c.data(COMPLETE, json!({ "id": early["file"]["id"] })).await["completeUpload"]["contentType"], "text/plain");
+    assert_eq!(
+        put(&w.reach(early["url"].as_str().expect("url")), b"hello".to_vec()).await.0,
+        409,
+        "once only"
+    );
+    assert_eq!(
+        c.data(COMPLETE, json!({ "id": early["file"]["id"] })).await["completeUpload"]["contentType"],
+        "text/plain"
+    );
 
     // The quota counts uploads in progress; refused uploads give their bytes back.
     w.upload("a.bin", &vec![7; 60 * 1024], "application/octet-stream").await;
-    assert_eq!(w.create_upload(c, "b.bin", &vec![7; 50 * 1024], "application/octet-stream").await, Err("QUOTA_EXCEEDED".into()));
+    assert_eq!(
+        w.create_upload(c, "b.bin", &vec![7; 50 * 1024], "application/octet-stream").await,
+        Err("QUOTA_EXCEEDED".into())
+    );
 }
 
 #[tokio::test]
@@ -104,9 +145,13 @@ async fn a_workspace_allow_list_decides_the_types_it_takes() {
     let set_to = w.client.data(set, json!({ "w": w.ws, "t": ["Image/*", "application/pdf"] })).await;
     assert_eq!(set_to["setAllowedFileTypes"]["allowedFileTypes"], json!(["image/*", "application/pdf"]));
     assert_eq!(w.client.error_code(set, json!({ "w": w.ws, "t": ["what"] })).await, "BAD_USER_INPUT");
-    assert_eq!(w.create_upload(&w.client, "notes.txt", b"hi", "text/plain").await, Err("UNSUPPORTED_MEDIA_TYPE".into()));
+    assert_eq!(
+        w.create_upload(&w.client, "notes.txt", b"hi", "text/plain").await,
+        Err("UNSUPPORTED_MEDIA_TYPE".into())
+    );
     // Claimed as unknown, the bytes still decide.
-    let text = w.create_upload(&w.client, "notes.bin", b"hi", "application/octet-stream").await.expect("created");
+    let text =
+        w.create_upload(&w.client, "notes.bin", b"hi", "application/octet-stream").await.expect("created");
     assert_eq!(put(&w.reach(text["url"].as_str().expect("url")), b"hi".to_vec()).await.0, 415);
     assert_eq!(w.upload("pic.png", &png(4, 4), "image/png").await["contentType"], "image/png");
     let reset = w.client.data(set, json!({ "w": w.ws, "t": null })).await;
@@ -117,7 +162,10 @@ async fn a_workspace_allow_list_decides_the_types_it_takes() {
 async fn signed_urls_expire_and_cannot_be_altered() {
     let w = World::start(&[("PYAIRTABLE_FILES_URL_TTL_SECONDS", "2")]).await;
     let file = w.upload("a.txt", b"some text", "text/plain").await;
-    let url = w.client.data(READ, json!({ "id": file["id"] })).await["file"]["downloadUrl"].as_str().expect("url").to_owned();
+    let url = w.client.data(READ, json!({ "id": file["id"] })).await["file"]["downloadUrl"]
+        .as_str()
+        .expect("url")
+        .to_owned();
     let url = w.reach(&url);
     assert_eq!(get(&url).await.0, 200);
 
@@ -126,7 +174,12 @@ async fn signed_urls_expire_and_cannot_be_altered() {
     let mut altered = claims.to_owned().into_bytes();
     altered[3] = if altered[3] == b'A' { b'B' } else { b'A' };
     let altered = format!("{path}/{}.{tag}", String::from_utf8(altered).expect("ascii"));
-    for bad in [altered, format!("{path}/{claims}.AAAA"), format!("{path}/garbage"), url.replace("/download/", "/thumbnail/")] {
+    for bad in [
+        altered,
+        format!("{path}/{claims}.AAAA"),
+        format!("{path}/garbage"),
+        url.replace("/download/", "/thumbnail/"),
+    ] {
         let (status, _, body) = get(&bad).await;
         let body: Value = serde_json::from_slice(&body).expect("json");
         assert_eq!((status, &body["error"]["code"]), (403, &json!("INVALID_SIGNATURE")), "{bad}");
@@ -149,7 +202,10 @@ async fn files_of_another_organization_stay_out_of_reach() {
     common::workspace(&w.harness, eve_org, eve).await;
     let eve = w.harness.client(&Caller::user(eve));
     assert_eq!(eve.data(READ, json!({ "id": file["id"] })).await["file"], Value::Null);
-    assert_eq!(eve.error_code("mutation($id: ID!) { deleteFile(id: $id) }", json!({ "id": file["id"] })).await, "NOT_FOUND");
+    assert_eq!(
+        eve.error_code("mutation($id: ID!) { deleteFile(id: $id) }", json!({ "id": file["id"] })).await,
+        "NOT_FOUND"
+    );
     assert_eq!(eve.error_code(COMPLETE, json!({ "id": file["id"] })).await, "NOT_FOUND");
     assert_eq!(w.create_upload(&eve, "x.txt", b"x", "text/plain").await, Err("NOT_FOUND".into()));
     let list = "query($w: ID!) { _entities(representations: [{ __typename: \"Workspace\", id: $w }]) { ... on Workspace { files { totalCount } } } }";
@@ -169,7 +225,9 @@ async fn files_of_another_organization_stay_out_of_reach() {
 async fn deleted_files_and_abandoned_uploads_are_swept() {
     let w = World::start(&[]).await;
     let file = w.upload("gone.txt", b"soon gone", "text/plain").await;
-    let url = w.reach(w.client.data(READ, json!({ "id": file["id"] })).await["file"]["downloadUrl"].as_str().expect("url"));
+    let url = w.reach(
+        w.client.data(READ, json!({ "id": file["id"] })).await["file"]["downloadUrl"].as_str().expect("url"),
+    );
     let object = w.store_dir().join(format!("tenants/{}/files/{}", w.org, file["id"].as_str().expect("id")));
     assert!(object.exists(), "{}", object.display());
     let delete = "mutation($id: ID!) { deleteFile(id: $id) }";
@@ -183,14 +241,23 @@ async fn deleted_files_and_abandoned_uploads_are_swept() {
     assert_eq!(put(&w.reach(half["url"].as_str().expect("url")), b"half!".to_vec()).await.0, 200);
     let storage = "query($o: ID!) { _entities(representations: [{ __typename: \"Organization\", id: $o }]) { ... on Organization { fileStorage { usedBytes } } } }";
     let used = |v: Value| v["_entities"][0]["fileStorage"]["usedBytes"].as_i64();
-    assert_eq!(used(w.client.data(storage, json!({ "o": w.org })).await), Some(10), "two uploads in progress");
+    assert_eq!(
+        used(w.client.data(storage, json!({ "o": w.org })).await),
+        Some(10),
+        "two uploads in progress"
+    );
 
     let now = chrono::Utc::now();
-    assert_eq!(pyairtable_files::sweep(&w.harness.kit, now).await.expect("sweep"), 1, "only the deleted file is due now");
+    assert_eq!(
+        pyairtable_files::sweep(&w.harness.kit, now).await.expect("sweep"),
+        1,
+        "only the deleted file is due now"
+    );
     assert!(!object.exists(), "the deleted file's object is gone");
     let later = now + chrono::Duration::seconds(900 + 601);
     assert_eq!(pyairtable_files::sweep(&w.harness.kit, later).await.expect("sweep"), 2);
-    let half_object = w.store_dir().join(format!("tenants/{}/files/{}", w.org, half["file"]["id"].as_str().expect("id")));
+    let half_object =
+        w.store_dir().join(format!("tenants/{}/files/{}", w.org, half["file"]["id"].as_str().expect("id")));
     assert!(!half_object.exists(), "the never-completed upload's bytes are gone");
     assert_eq!(used(w.client.data(storage, json!({ "o": w.org })).await), Some(0));
     assert_eq!(w.client.error_code(COMPLETE, json!({ "id": abandoned["file"]["id"] })).await, "NOT_FOUND");
@@ -201,7 +268,10 @@ async fn small_files_go_up_in_a_multipart_request_with_a_preflight_header() {
     let w = World::start(&[("PYAIRTABLE_FILES_MULTIPART_MAX_SIZE", "16KiB")]).await;
     let identity = w.harness.key.sign(&Caller::user(w.owner), chrono::Utc::now().timestamp());
     let send = |form: reqwest::multipart::Form, preflight: bool| {
-        let mut request = reqwest::Client::new().post(w.harness.server.graphql_url()).header(IDENTITY_HEADER, &identity).multipart(form);
+        let mut request = reqwest::Client::new()
+            .post(w.harness.server.graphql_url())
+            .header(IDENTITY_HEADER, &identity)
+            .multipart(form);
         if preflight {
             request = request.header("apollo-require-preflight", "true");
         }
@@ -218,7 +288,8 @@ async fn small_files_go_up_in_a_multipart_request_with_a_preflight_header() {
 
     let (status, body) = send(multipart(w.ws, "dot.png", "image/png", bytes.clone()), false).await;
     assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (400, &json!("CSRF_PREVENTION")));
-    let (status, body) = send(multipart(w.ws, "big.bin", "application/octet-stream", vec![0; 17 * 1024]), true).await;
+    let (status, body) =
+        send(multipart(w.ws, "big.bin", "application/octet-stream", vec![0; 17 * 1024]), true).await;
     assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (413, &json!("FILE_TOO_LARGE")));
     let (_, body) = send(multipart(w.ws, "cat.png", "image/png", ELF.to_vec()), true).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNSUPPORTED_MEDIA_TYPE", "{body}");
@@ -238,19 +309,38 @@ async fn an_avatar_is_shown_to_whoever_sees_the_profile_and_only_if_its_owner_up
     let picture = w.upload("me.png", &png(32, 32), "image/png").await;
     let text = w.upload("notes.txt", b"not a picture", "text/plain").await;
     let colleague = Uuid::now_v7();
-    w.harness.publish("invitation.accepted", json!({ "organization_id": w.org, "user_id": colleague, "role": "guest" })).await;
+    w.harness
+        .publish(
+            "invitation.accepted",
+            json!({ "organization_id": w.org, "user_id": colleague, "role": "guest" }),
+        )
+        .await;
     let avatar = "query($u: ID!, $f: ID) { _entities(representations: [{ __typename: \"User\", id: $u, avatarFileId: $f }]) {
         ... on User { avatar { id contentType downloadUrl } } } }";
     let colleague = w.harness.client(&Caller::user(colleague));
-    let seen = colleague.data(avatar, json!({ "u": w.owner, "f": picture["id"] })).await["_entities"][0]["avatar"].clone();
+    let seen =
+        colleague.data(avatar, json!({ "u": w.owner, "f": picture["id"] })).await["_entities"][0]["avatar"]
+            .clone();
     assert_eq!(seen["id"], picture["id"], "a guest without a workspace role sees the avatar");
     assert_eq!(get(&w.reach(seen["downloadUrl"].as_str().expect("url"))).await.0, 200);
-    assert_eq!(colleague.data(avatar, json!({ "u": w.owner, "f": text["id"] })).await["_entities"][0]["avatar"], Value::Null, "not an image");
+    assert_eq!(
+        colleague.data(avatar, json!({ "u": w.owner, "f": text["id"] })).await["_entities"][0]["avatar"],
+        Value::Null,
+        "not an image"
+    );
     let stranger = w.harness.client(&Caller::user(Uuid::now_v7()));
-    assert_eq!(stranger.data(avatar, json!({ "u": w.owner, "f": picture["id"] })).await["_entities"][0]["avatar"], Value::Null);
+    assert_eq!(
+        stranger.data(avatar, json!({ "u": w.owner, "f": picture["id"] })).await["_entities"][0]["avatar"],
+        Value::Null
+    );
     // Someone naming another person's file as their own avatar gets nothing.
     let impostor = Uuid::now_v7();
-    w.harness.publish("invitation.accepted", json!({ "organization_id": w.org, "user_id": impostor, "role": "guest" })).await;
+    w.harness
+        .publish(
+            "invitation.accepted",
+            json!({ "organization_id": w.org, "user_id": impostor, "role": "guest" }),
+        )
+        .await;
     let claimed = colleague.data(avatar, json!({ "u": impostor, "f": picture["id"] })).await;
     assert_eq!(claimed["_entities"][0]["avatar"], Value::Null);
 }

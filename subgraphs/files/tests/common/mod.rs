@@ -15,13 +15,15 @@ const DEFAULT_BASE: &str = "http://127.0.0.1:4000";
 
 /// A bare ELF header (64 bytes): a Linux program.
 pub const ELF: &[u8] = &[
-    0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0x3e, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0x38, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0x3e, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0x38, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+    0, 0,
 ];
 
 pub const CREATE_UPLOAD: &str = "mutation($w: ID!, $n: String!, $s: BigInt!, $t: String!, $h: String) {
     createUpload(workspaceId: $w, name: $n, size: $s, contentType: $t, sha256: $h) { url method expiresAt file { id ready } } }";
-pub const COMPLETE: &str = "mutation($id: ID!) { completeUpload(id: $id) { id name size contentType sha256 ready } }";
+pub const COMPLETE: &str =
+    "mutation($id: ID!) { completeUpload(id: $id) { id name size contentType sha256 ready } }";
 pub const READ: &str = "query($id: ID!) { file(id: $id) { id name size contentType sha256 downloadUrl owner { id } workspace { id } thumbnail { url width height } } }";
 
 /// A files subgraph with one organization (owned by `owner`) and one of its workspaces.
@@ -67,7 +69,13 @@ impl World {
     }
 
     /// Starts an upload; the `createUpload` answer (or the error code).
-    pub async fn create_upload(&self, client: &GraphQLClient, name: &str, bytes: &[u8], declared: &str) -> Result<Value, String> {
+    pub async fn create_upload(
+        &self,
+        client: &GraphQLClient,
+        name: &str,
+        bytes: &[u8],
+        declared: &str,
+    ) -> Result<Value, String> {
         let vars = json!({ "w": self.ws, "n": name, "s": bytes.len(), "t": declared, "h": null });
         let (_, body) = client.send(CREATE_UPLOAD, vars).await;
         match body["errors"][0]["extensions"]["code"].as_str() {
@@ -95,7 +103,8 @@ pub async fn organization(harness: &SubgraphHarness, owner: Uuid) -> Uuid {
 /// A workspace of `org` created by `creator`, as the workspaces subgraph announces it.
 pub async fn workspace(harness: &SubgraphHarness, org: Uuid, creator: Uuid) -> Uuid {
     let ws = Uuid::now_v7();
-    let payload = json!({ "workspace_id": ws, "organization_id": org, "created_by": creator, "name": "Shared" });
+    let payload =
+        json!({ "workspace_id": ws, "organization_id": org, "created_by": creator, "name": "Shared" });
     harness.publish("workspace.created", payload).await;
     ws
 }
@@ -117,7 +126,8 @@ pub async fn get(url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
 
 /// A PNG of `width`×`height`.
 pub fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let image =
+        image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
     let mut bytes = Vec::new();
     image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).expect("encode");
     bytes
@@ -147,7 +157,10 @@ pub fn multipart(ws: Uuid, name: &str, content_type: &str, bytes: Vec<u8>) -> re
         "query": "mutation($w: ID!, $f: Upload!) { uploadFile(workspaceId: $w, file: $f) { id name size contentType sha256 } }",
         "variables": { "w": ws, "f": null },
     });
-    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()).mime_str(content_type).expect("mime");
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_owned())
+        .mime_str(content_type)
+        .expect("mime");
     reqwest::multipart::Form::new()
         .text("operations", operations.to_string())
         .text("map", json!({ "0": ["variables.f"] }).to_string())
