@@ -1,7 +1,7 @@
 # The targets people expect. `make test` is the README's test command and what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test test-integration bench coverage check fmt schema
+.PHONY: run test test-integration bench bench-files coverage check fmt schema
 
 ## Run the whole supergraph in one process (zero configuration).
 run:
@@ -18,6 +18,11 @@ test-integration:
 ## Router benchmark (release build); prints figures to paste into the README.
 bench:
 	$(CARGO) bench --locked --bench router
+
+## Files benchmark (release build): upload/download throughput through the files service vs a
+## plain copy to the same store, and peak memory.
+bench-files:
+	$(CARGO) bench --locked --bench files
 
 ## Line coverage with cargo-llvm-cov (installed from crates.io when missing).
 coverage:
