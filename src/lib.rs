@@ -315,7 +315,7 @@ fn upload_target(
     let timeout = Duration::from_millis(config.subgraph_timeout_ms);
     let target =
         HttpTarget::new(&url, key.clone(), timeout).map_err(|e| anyhow::anyhow!("subgraph files: {e}"))?;
-    Ok(Some(UploadTarget::Http(target)))
+    Ok(Some(UploadTarget::Http(Box::new(target))))
 }
 
 /// Where the auth subgraph runs, when the supergraph has one (`--subgraph auth=URL` wins over the

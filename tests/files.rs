@@ -158,8 +158,7 @@ async fn a_gigabyte_streams_through_with_flat_memory() {
     let vars = json!({ "w": ws, "n": "big.bin", "s": GIB, "t": "application/octet-stream" });
     let upload = client.data(CREATE_UPLOAD, vars).await["createUpload"].clone();
     let mut sent = sha2::Sha256::new();
-    let body =
-        futures::stream::iter(0..GIB / CHUNK as u64).map(chunk).map(move |c| Ok::<_, std::io::Error>(c));
+    let body = futures::stream::iter(0..GIB / CHUNK as u64).map(chunk).map(Ok::<_, std::io::Error>);
     for i in 0..GIB / CHUNK as u64 {
         sent.update(chunk(i));
     }

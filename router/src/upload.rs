@@ -38,7 +38,7 @@ pub enum UploadTarget {
     /// The subgraph in this process (one-process mode).
     InProcess(Arc<dyn SubgraphService>),
     /// The subgraph's service (`http://files:4000/graphql`).
-    Http(HttpTarget),
+    Http(Box<HttpTarget>),
 }
 
 /// A subgraph service reached over HTTP, the body streamed through.

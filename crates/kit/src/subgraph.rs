@@ -134,7 +134,10 @@ async fn graphql(
 ) -> Response {
     let caller = match verify(&state, request.headers()) {
         Ok(caller) => caller,
-        Err(refused) => return refused,
+        Err(err) => {
+            tracing::warn!(%err, "refused a request without a valid router identity");
+            return unauthenticated(&err);
+        }
     };
     if is_multipart(request.headers()) {
         let (parts, body) = request.into_parts();
@@ -149,18 +152,14 @@ async fn graphql(
     GraphQLResponse::from(state.service.execute(request).await).into_response()
 }
 
-/// The caller the router's signed identity header names, or the 401 that refuses the request.
-fn verify(state: &AppState, headers: &HeaderMap) -> Result<crate::Caller, Response> {
+/// The caller the router's signed identity header names.
+fn verify(state: &AppState, headers: &HeaderMap) -> Result<crate::Caller, IdentityError> {
     let now = chrono::Utc::now().timestamp();
-    let verified = headers
+    headers
         .get(IDENTITY_HEADER)
         .ok_or(IdentityError::Missing)
         .and_then(|v| v.to_str().map_err(|_| IdentityError::Malformed))
-        .and_then(|v| state.key.verify(v, now));
-    verified.map_err(|err| {
-        tracing::warn!(%err, "refused a request without a valid router identity");
-        unauthenticated(&err)
-    })
+        .and_then(|v| state.key.verify(v, now))
 }
 
 fn unauthenticated(err: &IdentityError) -> Response {

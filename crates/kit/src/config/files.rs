@@ -149,7 +149,8 @@ mod tests {
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
             ("AWS_SECRET_ACCESS_KEY", "very-secret"),
         ])
-        .expect("valid");
+        .expect("valid")
+        .files;
         let ObjectStoreConfig::S3 { bucket, prefix, options } = &files.store else { panic!("s3") };
         assert_eq!((bucket.as_str(), prefix.as_str(), options.len()), ("my-bucket", "tenant-files", 2));
         assert!(!format!("{files:?}").contains("very-secret"), "AWS variables are secrets");
