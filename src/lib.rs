@@ -16,11 +16,11 @@ use pyairtable_kit::{Caller, Config, IdentityKey, Kit, Subgraph};
 use pyairtable_router::compose::{SubgraphSdl, compose};
 use pyairtable_router::transport::SubgraphRequest;
 use pyairtable_router::transport::{HttpSubgraphs, TransportError};
+use pyairtable_router::upload::{HttpTarget, UploadTarget, with_uploads};
 use pyairtable_router::{
     Authenticator, Gateway, Http, InProcess, RouterOptions, SharedRedis, SubgraphPolicy, Supergraph,
     Transport, TrustedDocuments,
 };
-use pyairtable_router::upload::{HttpTarget, UploadTarget, with_uploads};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -186,7 +186,8 @@ pub async fn build_serve(mut config: Config) -> anyhow::Result<Server> {
         app = app.merge(pyairtable_kit::http::instrument(routes, "router"));
     }
     if let Some(files) = subgraphs.iter().find(|s| s.name == pyairtable_files::NAME) {
-        app = with_uploads(app, UploadTarget::InProcess(files.service.clone()), authenticator);
+        let target = UploadTarget::InProcess(files.service.clone());
+        app = with_uploads(app, target, authenticator, &kit.config.edge.cors);
     }
     tracing::info!(addr = %listener.local_addr()?, "supergraph serving in one process");
     Ok(Server { listener, app, kit: Some(kit) })
@@ -277,7 +278,7 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
     let listener = bind(&config).await?;
     let mut app = pyairtable_router::app_with(gateway, options, ready, authenticator.clone());
     if let Some(target) = uploads {
-        app = with_uploads(app, target, authenticator);
+        app = with_uploads(app, target, authenticator, &config.edge.cors);
     }
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     Ok(Server { listener, app, kit: None })

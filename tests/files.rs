@@ -88,7 +88,7 @@ async fn scenario(router: &GraphQLClient, base_url: &str) {
         "{body}"
     );
     let (status, body) = multipart(false).await;
-    assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (400, &json!("CSRF_PREVENTION")));
+    assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (400, &json!("CSRF_PREVENTED")));
 
     // Another organization sees none of it.
     let (eve, _, _) = member(router, "eve@example.com").await;

@@ -91,15 +91,17 @@ struct Uploads {
     authenticator: Option<Arc<Authenticator>>,
 }
 
-/// `app` with multipart `POST /graphql` requests sent to `target`.
+/// `app` with multipart `POST /graphql` requests sent to `target` (answered with the same CORS
+/// headers as the rest of `/graphql`).
 pub fn with_uploads(
     app: axum::Router,
     target: UploadTarget,
     authenticator: Option<Arc<Authenticator>>,
+    cors: &pyairtable_kit::config::Cors,
 ) -> axum::Router {
     let uploads = Arc::new(Uploads { target, authenticator });
-    let handler =
-        instrument(axum::Router::new().route("/graphql", post(forward)).with_state(uploads), "router");
+    let routes = axum::Router::new().route("/graphql", post(forward)).with_state(uploads);
+    let handler = instrument(routes.layer(crate::cors::layer(cors)), "router");
     app.layer(middleware::from_fn_with_state(handler, intercept))
 }
 
@@ -124,7 +126,7 @@ async fn forward(
     let (parts, body) = request.into_parts();
     if !PREFLIGHT_HEADERS.iter().any(|name| parts.headers.get(*name).is_some_and(|v| !v.is_empty())) {
         let message = "multipart requests need an `apollo-require-preflight: true` header (CSRF prevention)";
-        return refuse(StatusCode::BAD_REQUEST, "CSRF_PREVENTION", message);
+        return refuse(StatusCode::BAD_REQUEST, "CSRF_PREVENTED", message);
     }
     let caller = match authenticate(uploads.authenticator.as_deref(), &parts.headers).await {
         Ok(caller) => caller,

@@ -14,4 +14,4 @@ pub const INVALID_SIGNATURE: &str = "INVALID_SIGNATURE";
 /// A signed URL past its expiry.
 pub const URL_EXPIRED: &str = "URL_EXPIRED";
 /// Multipart requests must carry a header that forces a CORS preflight.
-pub const CSRF_REQUIRED: &str = "CSRF_PREVENTION";
+pub const CSRF_REQUIRED: &str = "CSRF_PREVENTED";

@@ -287,7 +287,7 @@ async fn small_files_go_up_in_a_multipart_request_with_a_preflight_header() {
     assert_eq!(body["data"]["uploadFile"]["contentType"], "image/png");
 
     let (status, body) = send(multipart(w.ws, "dot.png", "image/png", bytes.clone()), false).await;
-    assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (400, &json!("CSRF_PREVENTION")));
+    assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (400, &json!("CSRF_PREVENTED")));
     let (status, body) =
         send(multipart(w.ws, "big.bin", "application/octet-stream", vec![0; 17 * 1024]), true).await;
     assert_eq!((status, &body["errors"][0]["extensions"]["code"]), (413, &json!("FILE_TOO_LARGE")));
