@@ -16,7 +16,7 @@ use pyairtable_kit::{Caller, Config, IdentityKey, Kit, Subgraph};
 use pyairtable_router::compose::{SubgraphSdl, compose};
 use pyairtable_router::transport::SubgraphRequest;
 use pyairtable_router::transport::{HttpSubgraphs, TransportError};
-use pyairtable_router::upload::{HttpTarget, UploadTarget, with_uploads};
+use pyairtable_router::upload::{HttpTarget, UploadTarget};
 use pyairtable_router::{
     Authenticator, Gateway, Http, InProcess, RouterOptions, SharedRedis, SubgraphPolicy, Supergraph,
     Transport, TrustedDocuments,
@@ -178,16 +178,21 @@ pub async fn build_serve(mut config: Config) -> anyhow::Result<Server> {
         .find_map(|s| s.authority.clone())
         .map(|authority| Arc::new(Authenticator::new(authority, TokenAudience::default())));
     let options = router_options(&kit.config, kit.redis.clone())?;
-    let mut app =
-        pyairtable_router::app(supergraph, transports, options, kit.ready_check(), authenticator.clone())?;
+    let gateway = Arc::new(Gateway::new(supergraph, transports, options.subgraphs.clone())?);
+    let ready = kit.ready_check();
+    let files = subgraphs.iter().find(|s| s.name == pyairtable_files::NAME);
+    let mut app = match files {
+        // Multipart requests go to the subgraph that takes files.
+        Some(files) => {
+            let target = UploadTarget::InProcess(files.service.clone());
+            pyairtable_router::app_with_uploads(gateway, options, ready, authenticator, target)
+        }
+        None => pyairtable_router::app_with(gateway, options, ready, authenticator),
+    };
     // Signed-URL endpoints (the files service's uploads and downloads) are the router's to serve
-    // here, and multipart requests go to the subgraph that takes files.
+    // here.
     for routes in subgraphs.iter().filter_map(|s| s.public_routes.clone()) {
         app = app.merge(pyairtable_kit::http::instrument(routes, "router"));
-    }
-    if let Some(files) = subgraphs.iter().find(|s| s.name == pyairtable_files::NAME) {
-        let target = UploadTarget::InProcess(files.service.clone());
-        app = with_uploads(app, target, authenticator, &kit.config.edge.cors);
     }
     tracing::info!(addr = %listener.local_addr()?, "supergraph serving in one process");
     Ok(Server { listener, app, kit: Some(kit) })
@@ -276,10 +281,10 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
         gateway.watch(path.clone(), every);
     }
     let listener = bind(&config).await?;
-    let mut app = pyairtable_router::app_with(gateway, options, ready, authenticator.clone());
-    if let Some(target) = uploads {
-        app = with_uploads(app, target, authenticator, &config.edge.cors);
-    }
+    let app = match uploads {
+        Some(target) => pyairtable_router::app_with_uploads(gateway, options, ready, authenticator, target),
+        None => pyairtable_router::app_with(gateway, options, ready, authenticator),
+    };
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     Ok(Server { listener, app, kit: None })
 }

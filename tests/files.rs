@@ -61,26 +61,7 @@ async fn scenario(router: &GraphQLClient, base_url: &str) {
     assert_eq!(me["me"]["avatar"], json!({ "id": file["id"], "contentType": "image/png" }));
 
     // A multipart request through the router, with and without the preflight header.
-    let multipart = |preflight: bool| {
-        let operations = json!({ "query": "mutation($w: ID!, $f: Upload!) { uploadFile(workspaceId: $w, file: $f) { name contentType } }", "variables": { "w": ws, "f": null } });
-        let part = reqwest::multipart::Part::bytes(b"hello, files".to_vec())
-            .file_name("hello.txt")
-            .mime_str("text/plain")
-            .expect("mime");
-        let form = reqwest::multipart::Form::new()
-            .text("operations", operations.to_string())
-            .text("map", json!({ "0": ["variables.f"] }).to_string())
-            .part("0", part);
-        let mut request =
-            reqwest::Client::new().post(format!("{base_url}/graphql")).bearer_auth(&token).multipart(form);
-        if preflight {
-            request = request.header("apollo-require-preflight", "true");
-        }
-        async move {
-            let response = request.send().await.expect("the router answers");
-            (response.status().as_u16(), response.json::<Value>().await.expect("json"))
-        }
-    };
+    let multipart = |preflight: bool| upload_by_multipart(base_url, &token, &ws, preflight);
     let (status, body) = multipart(true).await;
     assert_eq!(
         (status, &body["data"]["uploadFile"]),
@@ -103,6 +84,60 @@ async fn scenario(router: &GraphQLClient, base_url: &str) {
         true
     );
     assert_eq!(ada.data("{ me { avatar { id } } }", json!({})).await["me"]["avatar"], Value::Null);
+}
+
+/// A multipart upload of a small text file to `ws`: (status, body; `retryAfterHeader: true` in the
+/// body when the response carried `Retry-After`).
+async fn upload_by_multipart(base_url: &str, token: &str, ws: &Value, preflight: bool) -> (u16, Value) {
+    let operations = json!({ "query": "mutation($w: ID!, $f: Upload!) { uploadFile(workspaceId: $w, file: $f) { name contentType } }", "variables": { "w": ws, "f": null } });
+    let part = reqwest::multipart::Part::bytes(b"hello, files".to_vec())
+        .file_name("hello.txt")
+        .mime_str("text/plain")
+        .expect("mime");
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", json!({ "0": ["variables.f"] }).to_string())
+        .part("0", part);
+    let mut request =
+        reqwest::Client::new().post(format!("{base_url}/graphql")).bearer_auth(token).multipart(form);
+    if preflight {
+        request = request.header("apollo-require-preflight", "true");
+    }
+    let response = request.send().await.expect("the router answers");
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").is_some();
+    let mut body: Value = response.json().await.expect("json");
+    if retry_after {
+        body["retryAfterHeader"] = json!(true);
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn uploads_draw_on_the_same_rate_limits_as_every_request() {
+    let db = test_database().await;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let mut env = env(db.url(), data_dir.path());
+    env.remove("REDIS_URL");
+    env.insert("PYAIRTABLE_RATE_LIMIT_CALLER".into(), "8/1m".into());
+    let server = Process::start(&["serve"], &env, &std::env::temp_dir()).await;
+    let (_, token, ws) = member(&server.graphql(), "ada@example.com").await;
+    let mut refused = None;
+    for _ in 0..10 {
+        let (status, body) = upload_by_multipart(&server.base_url, &token, &ws, true).await;
+        if status == 429 {
+            refused = Some(body);
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let body = refused.expect("a caller over its budget is refused uploads too");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED", "{body}");
+    assert_eq!(body["retryAfterHeader"], true);
+    // One budget: the JSON endpoint refuses the same caller now.
+    let (status, _) = bearer(&server.graphql(), &token).send("{ me { id } }", json!({})).await;
+    assert_eq!(status, 429);
+    assert!(server.terminate().await.success());
 }
 
 #[tokio::test]

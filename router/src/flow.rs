@@ -54,9 +54,7 @@ impl Pipeline {
         context: RequestContext<'_>,
     ) -> Answer {
         let started = Instant::now();
-        let edge = &self.options.edge;
-        let caller_key = guard::caller_partition(caller, context.api_key);
-        let mut rate = self.limiter.check(&guard::admission(&edge.rate_limits, caller, caller_key)).await;
+        let mut rate = self.admit(caller, context.api_key).await;
         let mut trace = Trace { name: None, kind: "unknown", refusal: None };
         let outcome = if rate.allowed() {
             self.run(request, caller, &context, &mut trace, &mut rate).await
@@ -77,6 +75,12 @@ impl Pipeline {
         }
         metrics::operation(self.names.label(trace.name.as_deref()), trace.kind, result, started.elapsed());
         Answer { outcome, rate }
+    }
+
+    /// Charges a request to the budgets every request draws on (per IP, caller and tenant).
+    pub(crate) async fn admit(&self, caller: &Caller, api_key: Option<&str>) -> RateStatus {
+        let caller_key = guard::caller_partition(caller, api_key);
+        self.limiter.check(&guard::admission(&self.options.edge.rate_limits, caller, caller_key)).await
     }
 
     async fn run(
@@ -212,8 +216,13 @@ fn not_in_list() -> GraphQLError {
 }
 
 fn rate_limited(rate: &RateStatus) -> Outcome {
+    Outcome::RateLimited(rate_limited_body(rate))
+}
+
+/// The body refusing a request over its budget.
+pub(crate) fn rate_limited_body(rate: &RateStatus) -> Response {
     let error = rate
         .error()
         .unwrap_or_else(|| GraphQLError::new("rate limit exceeded", crate::ratelimit::RATE_LIMITED));
-    Outcome::RateLimited(Response::request_error(vec![error]))
+    Response::request_error(vec![error])
 }

@@ -199,6 +199,31 @@ impl Exchange {
     }
 }
 
+/// Admits a request the pipeline does not run itself (a multipart upload): authenticates the
+/// caller (with the client's address, as for every request) and charges the admission budgets.
+/// The caller, or the response that refuses the request (401, 429 with its rate-limit headers).
+pub(crate) async fn admit(
+    pipeline: &Pipeline,
+    request_id: &str,
+    (peer, headers): (&Peer, &HeaderMap),
+) -> Result<Caller, Response> {
+    let reply = Reply { media: response_media(headers), request_id };
+    let mut caller = authenticate(pipeline, headers, &reply).await?;
+    caller.ip = client_ip(peer, headers, &pipeline.options().trusted_proxies);
+    caller.user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect());
+    let api_key = bearer(headers).filter(|token| token.starts_with("pat_"));
+    let rate = pipeline.admit(&caller, api_key).await;
+    if rate.allowed() {
+        return Ok(caller);
+    }
+    metrics::refusal("rate_limit");
+    let body = crate::flow::rate_limited_body(&rate);
+    Err(reply.exchange(Exchange { status: StatusCode::TOO_MANY_REQUESTS, body, rate, allow_post: false }))
+}
+
 /// Runs one operation for an authenticated caller and picks its status.
 async fn run(
     pipeline: &Pipeline,

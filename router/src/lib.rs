@@ -80,6 +80,28 @@ pub fn app_with(
     ready: ReadyCheck,
     authenticator: Option<Arc<Authenticator>>,
 ) -> axum::Router {
+    build_app(gateway, options, ready, authenticator, None)
+}
+
+/// [`app_with`], and multipart `POST /graphql` requests (file uploads) sent to `uploads` after
+/// the same authentication and admission budgets as every request.
+pub fn app_with_uploads(
+    gateway: Arc<Gateway>,
+    options: RouterOptions,
+    ready: ReadyCheck,
+    authenticator: Option<Arc<Authenticator>>,
+    uploads: upload::UploadTarget,
+) -> axum::Router {
+    build_app(gateway, options, ready, authenticator, Some(uploads))
+}
+
+fn build_app(
+    gateway: Arc<Gateway>,
+    options: RouterOptions,
+    ready: ReadyCheck,
+    authenticator: Option<Arc<Authenticator>>,
+    uploads: Option<upload::UploadTarget>,
+) -> axum::Router {
     let graphiql = options.edge.graphiql;
     let cors = cors::layer(&options.edge.cors);
     let pipeline = Arc::new(Pipeline::new(gateway, options, authenticator));
@@ -87,9 +109,13 @@ pub fn app_with(
         .route("/graphql", get(http::get_graphql).post(http::post_graphql))
         .route("/.well-known/jwks.json", get(http::jwks))
         .route("/health", get(|| async { "ok" }))
-        .with_state(pipeline);
+        .with_state(pipeline.clone());
     if graphiql {
         routes = routes.route("/", get(graphiql::graphiql));
     }
-    instrument(routes.layer(cors).merge(ops_routes(ready)), "router")
+    let app = instrument(routes.layer(cors).merge(ops_routes(ready)), "router");
+    match uploads {
+        Some(target) => upload::with_uploads(app, target, pipeline),
+        None => app,
+    }
 }

@@ -1,7 +1,7 @@
 //! File uploads in the GraphQL multipart request spec pass through the router to the subgraph
-//! that takes files, their bodies streaming (never buffered here): the router authenticates the
-//! caller, requires the CSRF preflight header, and forwards in process or over HTTP with the
-//! signed identity. The operation runs on that subgraph alone, so it may select that subgraph's
+//! that takes files, their bodies streaming (never buffered here): the router requires the CSRF
+//! preflight header, authenticates the caller and charges the admission budgets (per IP, caller
+//! and tenant) like any request, and forwards in process or over HTTP with the signed identity. The operation runs on that subgraph alone, so it may select that subgraph's
 //! fields only (the file's own fields; query anything else afterwards).
 //!
 //! Kept apart from the JSON pipeline on purpose: [`with_uploads`] intercepts
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -26,7 +26,8 @@ use pyairtable_kit::subgraph::{MultipartRequest, is_multipart};
 use pyairtable_kit::{Caller, IdentityKey, SubgraphService};
 use tower::ServiceExt;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::http::Peer;
+use crate::pipeline::Pipeline;
 
 /// Headers a browser cannot send cross-origin without a CORS preflight.
 const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-operation-name"];
@@ -88,20 +89,16 @@ impl HttpTarget {
 
 struct Uploads {
     target: UploadTarget,
-    authenticator: Option<Arc<Authenticator>>,
+    pipeline: Arc<Pipeline>,
 }
 
 /// `app` with multipart `POST /graphql` requests sent to `target` (answered with the same CORS
 /// headers as the rest of `/graphql`).
-pub fn with_uploads(
-    app: axum::Router,
-    target: UploadTarget,
-    authenticator: Option<Arc<Authenticator>>,
-    cors: &pyairtable_kit::config::Cors,
-) -> axum::Router {
-    let uploads = Arc::new(Uploads { target, authenticator });
+pub(crate) fn with_uploads(app: axum::Router, target: UploadTarget, pipeline: Arc<Pipeline>) -> axum::Router {
+    let cors = crate::cors::layer(&pipeline.options().edge.cors);
+    let uploads = Arc::new(Uploads { target, pipeline });
     let routes = axum::Router::new().route("/graphql", post(forward)).with_state(uploads);
-    let handler = instrument(routes.layer(crate::cors::layer(cors)), "router");
+    let handler = instrument(routes.layer(cors), "router");
     app.layer(middleware::from_fn_with_state(handler, intercept))
 }
 
@@ -121,6 +118,7 @@ async fn intercept(State(handler): State<axum::Router>, request: Request, next: 
 async fn forward(
     State(uploads): State<Arc<Uploads>>,
     Extension(request_id): Extension<RequestId>,
+    peer: Peer,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
@@ -128,7 +126,7 @@ async fn forward(
         let message = "multipart requests need an `apollo-require-preflight: true` header (CSRF prevention)";
         return refuse(StatusCode::BAD_REQUEST, "CSRF_PREVENTED", message);
     }
-    let caller = match authenticate(uploads.authenticator.as_deref(), &parts.headers).await {
+    let caller = match crate::http::admit(&uploads.pipeline, &request_id.0, (&peer, &parts.headers)).await {
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
@@ -139,35 +137,6 @@ async fn forward(
         }
         UploadTarget::Http(target) => target.forward(&caller, &request_id.0, &parts.headers, body).await,
     }
-}
-
-async fn authenticate(
-    authenticator: Option<&Authenticator>,
-    headers: &HeaderMap,
-) -> Result<Caller, Response> {
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str());
-    let result = match (authorization, authenticator) {
-        (Some(Err(_)), _) => Err(AuthError::InvalidToken("the Authorization header is not text".into())),
-        (Some(Ok(value)), Some(authenticator)) => authenticator.authenticate(Some(value)).await,
-        (None, Some(authenticator)) => authenticator.authenticate(None).await,
-        (Some(Ok(_)), None) => Err(AuthError::InvalidToken("no auth service".into())),
-        (None, None) => Ok(Caller::anonymous()),
-    };
-    result.map_err(|err| match err {
-        AuthError::InvalidToken(_) => {
-            let mut response =
-                refuse(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "the credentials are invalid or expired");
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
-            response
-        }
-        AuthError::Unavailable(_) => refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SERVICE_UNAVAILABLE",
-            "authentication is unavailable; retry shortly",
-        ),
-    })
 }
 
 fn is_preflight(name: &str) -> bool {
