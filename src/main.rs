@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pyairtable::schema_files;
 use pyairtable_kit::config::parse_subgraph_pair;
-use pyairtable_kit::http::shutdown_signal;
 use pyairtable_kit::{Config, ConfigError, Kit};
 
 #[derive(Parser)]
@@ -80,7 +79,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         return schema(action, &dir);
     }
     let mut config = Config::from_env()?;
-    pyairtable_kit::telemetry::init_logging(&config)?;
+    let service = match &command {
+        Command::Serve => "serve".to_owned(),
+        Command::Subgraph { name } => name.clone(),
+        Command::Router { .. } => "router".to_owned(),
+        Command::Migrate | Command::RotateKeys | Command::Schema { .. } => "admin".to_owned(),
+    };
+    pyairtable_kit::telemetry::init(&config, &service)?;
     let server = match command {
         Command::Serve => pyairtable::build_serve(config).await?,
         Command::Subgraph { name } => pyairtable::build_subgraph(&name, config).await?,
@@ -107,7 +112,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Schema { .. } => unreachable!("handled above"),
     };
     println!("listening on http://{}", server.local_addr());
-    server.run_until(shutdown_signal()).await
+    server.run_until(pyairtable_kit::lifecycle::signal()).await
 }
 
 fn schema(action: SchemaAction, dir: &std::path::Path) -> anyhow::Result<()> {

@@ -55,7 +55,8 @@ impl Client {
         &self,
         request: Result<http::Request<Full<Bytes>>, http::Error>,
     ) -> Result<serde_json::Value, InternalError> {
-        let request = request.map_err(|e| InternalError(e.to_string()))?;
+        let mut request = request.map_err(|e| InternalError(e.to_string()))?;
+        crate::traces::inject_trace_context(request.headers_mut());
         let uri = request.uri().clone();
         let exchange = async {
             let response =

@@ -7,11 +7,13 @@ pub mod connection;
 pub mod db;
 pub mod error;
 pub mod events;
+mod gauges;
 pub mod http;
 pub mod identity;
 pub mod input;
 pub mod internal;
 pub mod kit;
+pub mod lifecycle;
 pub mod mail;
 pub mod pg;
 pub mod secrets;
@@ -19,9 +21,11 @@ pub mod subgraph;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod traces;
 
 pub use config::{Config, ConfigError, Secret};
 pub use error::{Error, Result};
 pub use identity::{Caller, IdentityKey};
 pub use kit::Kit;
+pub use lifecycle::{Lifecycle, StopReason};
 pub use subgraph::{Subgraph, SubgraphService};

@@ -125,7 +125,7 @@ mod tests {
 /// A server running on a random local port for the length of a test.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    lifecycle: crate::Lifecycle,
 }
 
 impl TestServer {
@@ -137,9 +137,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.lifecycle.stop(crate::StopReason::GoingAway);
     }
 }
 
@@ -147,11 +145,10 @@ impl Drop for TestServer {
 pub async fn spawn_app(app: axum::Router) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
     let addr = listener.local_addr().expect("local address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::http::serve(listener, app, async {
-        let _ = stopped.await;
-    }));
-    TestServer { addr, stop: Some(stop) }
+    let lifecycle = crate::Lifecycle::new(std::time::Duration::from_secs(5));
+    let serving = lifecycle.clone();
+    tokio::spawn(async move { crate::http::serve(listener, app, &serving).await });
+    TestServer { addr, lifecycle }
 }
 
 /// A GraphQL-over-HTTP client for tests.
