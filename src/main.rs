@@ -36,6 +36,9 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Check the configuration and everything it names (database, migrations, Redis, storage,
+    /// SMTP, other services); one line per check, exit code 1 when one fails.
+    Doctor,
     /// Rotate the keys that sign access tokens (tokens already issued stay valid).
     RotateKeys,
     /// Write or check the SDL files under schema/.
@@ -78,12 +81,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Schema { action, dir } = command {
         return schema(action, &dir);
     }
+    if let Command::Doctor = command {
+        return doctor().await;
+    }
     let mut config = Config::from_env()?;
     let service = match &command {
         Command::Serve => "serve".to_owned(),
         Command::Subgraph { name } => name.clone(),
         Command::Router { .. } => "router".to_owned(),
-        Command::Migrate | Command::RotateKeys | Command::Schema { .. } => "admin".to_owned(),
+        Command::Migrate | Command::RotateKeys | Command::Schema { .. } | Command::Doctor => {
+            "admin".to_owned()
+        }
     };
     pyairtable_kit::telemetry::init(&config, &service)?;
     let server = match command {
@@ -109,10 +117,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("signing keys rotated: the next key signs now; the old one stays published");
             return Ok(());
         }
-        Command::Schema { .. } => unreachable!("handled above"),
+        Command::Schema { .. } | Command::Doctor => unreachable!("handled above"),
     };
     println!("listening on http://{}", server.local_addr());
     server.run_until(pyairtable_kit::lifecycle::signal()).await
+}
+
+async fn doctor() -> anyhow::Result<()> {
+    let checks = pyairtable_kit::doctor::run(std::env::vars()).await;
+    for check in &checks {
+        println!("{check}");
+    }
+    let failed = checks.iter().filter(|c| c.status == pyairtable_kit::doctor::Status::Fail).count();
+    match failed {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} check(s) failed"),
+    }
 }
 
 fn schema(action: SchemaAction, dir: &std::path::Path) -> anyhow::Result<()> {

@@ -90,6 +90,12 @@ impl Process {
 
 /// Runs `pyairtable ARGS` to completion with exactly `env`; returns (exit code, stderr).
 pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (code, _, stderr) = run_capture(args, env).await;
+    (code, stderr)
+}
+
+/// Runs `pyairtable ARGS` to completion with exactly `env`; returns (exit code, stdout, stderr).
+pub async fn run_capture(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let output = Command::new(BIN)
         .args(args)
         .env_clear()
@@ -97,7 +103,8 @@ pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, S
         .envs(env.iter().copied())
         .output();
     let output = tokio::time::timeout(Duration::from_secs(60), output).await.expect("exits").expect("runs");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
 }
 
 /// Signs up through the router; returns (user id, access token, refresh token).

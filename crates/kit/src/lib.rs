@@ -5,6 +5,8 @@ pub mod authz;
 pub mod config;
 pub mod connection;
 pub mod db;
+pub mod doctor;
+mod doctor_db;
 pub mod error;
 pub mod events;
 mod gauges;

@@ -314,3 +314,31 @@ pub fn outbox(dir: &std::path::Path) -> Vec<SentEmail> {
         })
         .collect()
 }
+
+/// A free local port (nothing listens on it once this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A real SMTP server (Python's aiosmtpd, `tests/support/smtp_server.py`) on a free port:
+/// `accept` writes each message to `out` as `<n>.eml`, `refuse` refuses every recipient. Killed
+/// when the child is dropped.
+pub async fn smtp_server(mode: &str, out: &std::path::Path) -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt;
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+    let mut child = tokio::process::Command::new("python3")
+        .args([script, &port.to_string(), mode, &out.display().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line()).await;
+    let line =
+        ready.expect("the SMTP server starts (is aiosmtpd installed? .ci/run installs it)").expect("reads");
+    assert_eq!(line.as_deref(), Some("ready"), "the SMTP server did not start (pip install aiosmtpd)");
+    (child, port)
+}
