@@ -39,6 +39,13 @@ enum Command {
     /// Check the configuration and everything it names (database, migrations, Redis, storage,
     /// SMTP, other services); one line per check, exit code 1 when one fails.
     Doctor,
+    /// Exit 0 when this process's own service answers /readyz with 200 (container health checks:
+    /// the image has no curl).
+    Healthcheck {
+        /// What to ask instead of http://127.0.0.1:<port of PYAIRTABLE_LISTEN>/readyz.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Rotate the keys that sign access tokens (tokens already issued stay valid).
     RotateKeys,
     /// Write or check the SDL files under schema/.
@@ -84,14 +91,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Doctor = command {
         return doctor().await;
     }
+    if let Command::Healthcheck { url } = command {
+        return healthcheck(url).await;
+    }
     let mut config = Config::from_env()?;
     let service = match &command {
         Command::Serve => "serve".to_owned(),
         Command::Subgraph { name } => name.clone(),
         Command::Router { .. } => "router".to_owned(),
-        Command::Migrate | Command::RotateKeys | Command::Schema { .. } | Command::Doctor => {
-            "admin".to_owned()
-        }
+        _ => "admin".to_owned(),
     };
     pyairtable_kit::telemetry::init(&config, &service)?;
     let server = match command {
@@ -117,7 +125,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("signing keys rotated: the next key signs now; the old one stays published");
             return Ok(());
         }
-        Command::Schema { .. } | Command::Doctor => unreachable!("handled above"),
+        Command::Schema { .. } | Command::Doctor | Command::Healthcheck { .. } => {
+            unreachable!("handled above")
+        }
     };
     println!("listening on http://{}", server.local_addr());
     server.run_until(pyairtable_kit::lifecycle::signal()).await
@@ -132,6 +142,18 @@ async fn doctor() -> anyhow::Result<()> {
     match failed {
         0 => Ok(()),
         n => anyhow::bail!("{n} check(s) failed"),
+    }
+}
+
+async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
+    let url = match url {
+        Some(url) => url,
+        None => format!("http://127.0.0.1:{}/readyz", Config::from_env()?.listen.port()),
+    };
+    let client = pyairtable_kit::internal::Client::new(std::time::Duration::from_secs(3));
+    match client.status(&url).await? {
+        200 => Ok(()),
+        status => anyhow::bail!("{url} answered {status}"),
     }
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod compose;
+
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
@@ -78,13 +80,41 @@ impl Process {
 
     /// SIGTERM, then the exit status (bounded wait).
     pub async fn terminate(mut self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait().await
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn send_sigterm(&self) {
         let pid = self.child.id().expect("running child");
         let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits"));
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+    }
+
+    /// The exit status, waiting at most a minute.
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
         tokio::time::timeout(Duration::from_secs(60), self.child.wait())
             .await
             .expect("exits within a minute of SIGTERM")
             .expect("exit status")
+    }
+
+    /// Everything the process wrote to stderr (once it has exited).
+    pub async fn stderr(self) -> String {
+        self.stderr.await.unwrap_or_default()
+    }
+
+    /// Waits until nothing accepts connections on the process's port any more (it stopped
+    /// listening); panics after a minute.
+    pub async fn wait_until_refusing(&self) {
+        let addr = self.base_url.trim_start_matches("http://").to_owned();
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(&addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{addr} still accepts connections a minute after SIGTERM");
     }
 }
 

@@ -22,7 +22,11 @@ pub(crate) async fn postgresql(config: &Config) -> Vec<Check> {
         Ok(Ok(pool)) => pool,
         Ok(Err(err)) => return vec![Check::new("postgresql", Status::Fail, format!("{err:#}"))],
         Err(_) => {
-            return vec![Check::new("postgresql", Status::Fail, format!("{place} did not answer within 5 s"))];
+            return vec![Check::new(
+                "postgresql",
+                Status::Fail,
+                format!("{place} did not answer within 5 s"),
+            )];
         }
     };
     let checks = vec![

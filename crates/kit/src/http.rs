@@ -90,6 +90,7 @@ async fn track(State(service): State<&'static str>, mut req: Request, next: Next
     drop(in_flight);
     let status = response.status();
     span.record("status", status.as_u16());
+    access_log(&span, &route, status, started);
     let labels = [
         ("service", service.to_owned()),
         ("method", method),
@@ -105,6 +106,18 @@ async fn track(State(service): State<&'static str>, mut req: Request, next: Next
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
+}
+
+/// One line per request at INFO (DEBUG for probes and scrapes), inside the request's span: it
+/// carries the request id and the trace id.
+fn access_log(span: &tracing::Span, route: &str, status: StatusCode, started: Instant) {
+    let _entered = span.enter();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if matches!(route, "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(status = status.as_u16(), duration_ms = ms, "answered");
+    } else {
+        tracing::info!(status = status.as_u16(), duration_ms = ms, "answered");
+    }
 }
 
 /// Requests being served by this process (all services), for the shutdown's report.
