@@ -99,6 +99,15 @@ impl Process {
             .expect("exit status")
     }
 
+    /// SIGTERM; once it has exited cleanly, everything it wrote to stderr.
+    pub async fn stop_and_read(mut self) -> String {
+        self.send_sigterm();
+        let status = self.wait().await;
+        let log = self.stderr().await;
+        assert!(status.success(), "exit status {status}:\n{log}");
+        log
+    }
+
     /// Everything the process wrote to stderr (once it has exited).
     pub async fn stderr(self) -> String {
         self.stderr.await.unwrap_or_default()
