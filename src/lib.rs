@@ -292,12 +292,25 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
         gateway.watch(path.clone(), every);
     }
     let listener = bind(&config).await?;
+    let lifecycle = Lifecycle::new(config.shutdown_grace);
+    let ready = unless_stopping(&lifecycle, ready);
     let mut app = pyairtable_router::app_with(gateway, options, ready, authenticator.clone());
     if let Some(target) = uploads {
         app = with_uploads(app, target, authenticator, &config.edge.cors);
     }
     tracing::info!(addr = %listener.local_addr()?, "router serving");
-    Ok(Server { listener, app, kit: None, lifecycle: Lifecycle::new(config.shutdown_grace) })
+    Ok(Server { listener, app, kit: None, lifecycle })
+}
+
+/// `ready`, until the process is told to stop; then "shutting down".
+fn unless_stopping(lifecycle: &Lifecycle, ready: ReadyCheck) -> ReadyCheck {
+    let lifecycle = lifecycle.clone();
+    Arc::new(move || {
+        if lifecycle.is_stopping() {
+            return Box::pin(async { Err("shutting down".to_owned()) });
+        }
+        ready()
+    })
 }
 
 /// The router alone is ready when its Redis (if any) answers.
