@@ -129,8 +129,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             unreachable!("handled above")
         }
     };
+    // Listen for signals before saying we listen: a SIGTERM from then on drains.
+    let stop = pyairtable_kit::lifecycle::signal();
     println!("listening on http://{}", server.local_addr());
-    server.run_until(pyairtable_kit::lifecycle::signal()).await
+    server.run_until(stop).await
 }
 
 async fn doctor() -> anyhow::Result<()> {

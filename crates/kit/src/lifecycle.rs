@@ -128,28 +128,36 @@ impl std::fmt::Debug for Lifecycle {
     }
 }
 
-/// Completes on SIGTERM ([`StopReason::Restart`]) or SIGINT ([`StopReason::GoingAway`]).
-pub async fn signal() -> StopReason {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-        StopReason::GoingAway
-    };
+/// Listens for SIGTERM ([`StopReason::Restart`]) and SIGINT ([`StopReason::GoingAway`]) from
+/// the moment it is called (so a signal that arrives before the future is first polled is not
+/// lost to the default action, which would kill the process undrained); the future completes on
+/// the first of them. Call it inside the runtime.
+pub fn signal() -> impl Future<Output = StopReason> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                reason = interrupt => reason,
-                _ = term.recv() => StopReason::Restart,
-            },
-            Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM; only SIGINT stops the server");
-                interrupt.await
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => tokio::select! {
+                    _ = term.recv() => StopReason::Restart,
+                    _ = interrupt.recv() => StopReason::GoingAway,
+                },
+                (term, interrupt) => {
+                    let err = term.err().or(interrupt.err()).map(|e| e.to_string()).unwrap_or_default();
+                    tracing::warn!(%err, "cannot listen for SIGTERM/SIGINT; waiting for Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                    StopReason::GoingAway
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    interrupt.await
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        StopReason::GoingAway
+    }
 }
 
 #[cfg(test)]
