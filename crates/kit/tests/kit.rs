@@ -29,10 +29,15 @@ async fn the_kit_connects_postgresql_and_redis_and_reports_ready() {
     assert_eq!(readyz(&kit).await, (200, "ready".to_owned()));
 
     // A database that stops answering makes the process unready (503), not dead.
-    kit.shutdown().await;
+    kit.db.close().await;
     let (status, body) = readyz(&kit).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("postgresql"), "{body}");
+
+    // So does the shutdown, from its first moment.
+    kit.shutdown().await;
+    let (status, body) = readyz(&kit).await;
+    assert_eq!((status, body.as_str()), (503, "not ready: shutting down"));
 }
 
 #[tokio::test]
