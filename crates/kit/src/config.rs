@@ -41,7 +41,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_LOG", "log filter, tracing EnvFilter syntax (default info)"),
     ("PYAIRTABLE_LOG_FORMAT", "json or pretty (default json)"),
     ("PYAIRTABLE_DB_MAX_CONNECTIONS", "PostgreSQL pool size (default 10)"),
-    ("PYAIRTABLE_MIGRATE", "apply migrations at start: true or false (default true)"),
+    (
+        "PYAIRTABLE_MIGRATE",
+        "apply migrations at start (default true); false: refuse to start while some are pending",
+    ),
     ("PYAIRTABLE_INTERNAL_SECRET", "shared secret (>= 32 bytes) signing router-to-subgraph identity"),
     ("PYAIRTABLE_SUBGRAPHS", "router: name=url pairs, comma separated"),
     (

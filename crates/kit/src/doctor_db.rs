@@ -4,7 +4,7 @@
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::db::{self, APP_ROLE, MIGRATOR};
+use crate::db::{self, APP_ROLE};
 use crate::doctor::{Check, Status, bounded};
 
 /// `postgresql`, then (when it answers) `migrations` and `app role`.
@@ -75,51 +75,25 @@ async fn version(pool: &PgPool, place: &str) -> Check {
 
 /// Compares `_sqlx_migrations` with the migrations built into this binary.
 async fn migrations(pool: &PgPool) -> Check {
-    let applied: Result<Vec<(i64, bool, Vec<u8>)>, _> =
-        sqlx::query_as("select version, success, checksum from _sqlx_migrations order by version")
-            .fetch_all(pool)
-            .await;
-    let applied = match applied {
-        Ok(rows) => rows,
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+    let history = match db::migration_history(pool).await {
+        Ok(history) => history,
         Err(err) => return Check::new("migrations", Status::Fail, err.to_string()),
     };
-    let known: Vec<_> = MIGRATOR.iter().filter(|m| !m.migration_type.is_down_migration()).collect();
     let mut problems = Vec::new();
-    let failed: Vec<String> = applied.iter().filter(|(_, ok, _)| !ok).map(|(v, ..)| v.to_string()).collect();
-    if !failed.is_empty() {
-        problems.push(format!("failed half-way: {}", failed.join(", ")));
-    }
-    let changed: Vec<String> = known
-        .iter()
-        .filter(|m| applied.iter().any(|(v, _, sum)| *v == m.version && sum.as_slice() != &*m.checksum))
-        .map(|m| format!("{}_{}", m.version, m.description))
-        .collect();
-    if !changed.is_empty() {
-        problems.push(format!("changed since applied: {}", changed.join(", ")));
-    }
-    let unknown: Vec<String> = applied
-        .iter()
-        .filter(|(v, ..)| !known.iter().any(|m| m.version == *v))
-        .map(|(v, ..)| v.to_string())
-        .collect();
-    if !unknown.is_empty() {
-        problems.push(format!("applied by a newer pyairtable: {}", unknown.join(", ")));
-    }
-    let pending: Vec<String> = known
-        .iter()
-        .filter(|m| !applied.iter().any(|(v, ..)| *v == m.version))
-        .map(|m| format!("{}_{}", m.version, m.description))
-        .collect();
-    if !pending.is_empty() {
-        problems.push(format!(
-            "{} pending ({}): run `pyairtable migrate`",
-            pending.len(),
-            pending.join(", ")
-        ));
+    let mut list = |what: &str, items: &[String]| {
+        if !items.is_empty() {
+            problems.push(format!("{what}: {}", items.join(", ")));
+        }
+    };
+    list("failed half-way", &history.failed);
+    list("changed since applied", &history.changed);
+    list("applied by a newer pyairtable", &history.unknown);
+    if !history.pending.is_empty() {
+        let pending = history.pending.join(", ");
+        problems.push(format!("{} pending ({pending}): run `pyairtable migrate`", history.pending.len()));
     }
     if problems.is_empty() {
-        Check::new("migrations", Status::Ok, format!("all {} applied", known.len()))
+        Check::new("migrations", Status::Ok, format!("all {} applied", history.known))
     } else {
         Check::new("migrations", Status::Fail, problems.join("; "))
     }

@@ -77,12 +77,11 @@ impl Kit {
         embedded: bool,
     ) -> anyhow::Result<(Arc<Config>, PgPool, Option<redis::aio::ConnectionManager>)> {
         let options = if embedded { ensure_database(options, EMBEDDED_DATABASE).await? } else { options };
-        if config.migrate {
-            let owner = db::connect(options.clone(), 1).await?;
-            let migrated = db::migrate(&owner).await;
-            owner.close().await;
-            migrated?;
-        }
+        let owner = db::connect(options.clone(), 1).await?;
+        let migrated =
+            if config.migrate { db::migrate(&owner).await } else { db::require_migrated(&owner).await };
+        owner.close().await;
+        migrated?;
         let db = db::connect_app(options, config.db_max_connections).await?;
         let redis = match &config.redis_url {
             Some(url) => Some(connect_redis(url).await?),

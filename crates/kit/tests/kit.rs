@@ -72,4 +72,13 @@ async fn migrations_can_be_left_to_the_migrate_command() {
         .expect("migrations table");
     assert_eq!(applied as usize, pyairtable_kit::db::MIGRATOR.iter().count());
     kit.shutdown().await;
+
+    // A release whose migrations have not run yet waits for them instead of serving.
+    sqlx::query("delete from _sqlx_migrations where version = (select max(version) from _sqlx_migrations)")
+        .execute(&owner)
+        .await
+        .expect("forget the last migration");
+    let refused = Kit::start(config(&[("DATABASE_URL", db.url()), ("PYAIRTABLE_MIGRATE", "false")])).await;
+    let err = format!("{:#}", refused.err().expect("refuses to start"));
+    assert!(err.contains("1 migration(s) pending") && err.contains("pyairtable migrate"), "{err}");
 }
