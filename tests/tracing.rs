@@ -84,7 +84,7 @@ async fn the_routers_trace_reaches_the_subgraph_its_logs_and_the_collector() {
         ("PYAIRTABLE_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
         ("PYAIRTABLE_INTERNAL_SECRET".to_owned(), TEST_INTERNAL_SECRET.to_owned()),
         ("PYAIRTABLE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("PYAIRTABLE_LOG".to_owned(), "info".to_owned()),
+        ("PYAIRTABLE_LOG".to_owned(), "info,pyairtable::access=debug".to_owned()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint),
     ]);
     let users = Process::start(&["subgraph", "users"], &env, data_dir.path()).await;

@@ -90,7 +90,7 @@ async fn track(State(service): State<&'static str>, mut req: Request, next: Next
     drop(in_flight);
     let status = response.status();
     span.record("status", status.as_u16());
-    access_log(&span, &route, status, started);
+    access_log(&span, status, started);
     let labels = [
         ("service", service.to_owned()),
         ("method", method),
@@ -108,15 +108,16 @@ async fn track(State(service): State<&'static str>, mut req: Request, next: Next
     response
 }
 
-/// One line per request at INFO (DEBUG for probes and scrapes), inside the request's span: it
-/// carries the request id and the trace id.
-fn access_log(span: &tracing::Span, route: &str, status: StatusCode, started: Instant) {
+/// The access log, inside the request's span (so it carries the request id and the trace id):
+/// server errors at WARN, everything else at DEBUG (target `pyairtable::access`; turn it on with
+/// `PYAIRTABLE_LOG=info,pyairtable::access=debug`): a line per request is too much by default.
+fn access_log(span: &tracing::Span, status: StatusCode, started: Instant) {
     let _entered = span.enter();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    if matches!(route, "/healthz" | "/readyz" | "/metrics") {
-        tracing::debug!(status = status.as_u16(), duration_ms = ms, "answered");
+    if status.is_server_error() {
+        tracing::warn!(target: "pyairtable::access", status = status.as_u16(), duration_ms = ms, "answered");
     } else {
-        tracing::info!(status = status.as_u16(), duration_ms = ms, "answered");
+        tracing::debug!(target: "pyairtable::access", status = status.as_u16(), duration_ms = ms, "answered");
     }
 }
 
