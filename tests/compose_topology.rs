@@ -88,16 +88,17 @@ async fn wait_in_flight(process: &common::Process, service: &str, n: u64) {
     panic!("{service}: {n} requests never arrived ({seen} in flight, the scrape included)");
 }
 
-/// Sends `n` copies of `query` and returns them still running.
+/// Sends each query and returns them still running. They differ, so that the router's
+/// deduplication of identical in-flight fetches does not merge them into one subgraph request.
 fn held(
     client: &GraphQLClient,
-    query: &'static str,
+    queries: &[&'static str],
     variables: Value,
-    n: usize,
 ) -> Vec<tokio::task::JoinHandle<(u16, Value)>> {
-    (0..n)
-        .map(|_| {
-            let (client, variables) = (client.clone(), variables.clone());
+    queries
+        .iter()
+        .map(|query| {
+            let (client, variables, query) = (client.clone(), variables.clone(), *query);
             tokio::spawn(async move { client.send(query, variables).await })
         })
         .collect()
@@ -157,7 +158,8 @@ async fn sigterm_during_load_loses_no_accepted_request() {
 
     // A subgraph told to stop answers what it accepted.
     let users_lock = lock(db.url(), "users.users").await;
-    let requests = held(&ada, "{ me { displayName } }", json!({}), 3);
+    let me = ["{ me { displayName } }", "{ me { id displayName } }", "{ me { displayName email } }"];
+    let requests = held(&ada, &me, json!({}));
     wait_in_flight(stack.process("users"), "users", 3).await;
     let mut users = stack.take("users");
     users.send_sigterm();
@@ -168,8 +170,12 @@ async fn sigterm_during_load_loses_no_accepted_request() {
 
     // The router told to stop answers what it accepted.
     let tenants_lock = lock(db.url(), "tenants.organizations").await;
-    let read_org = "query($id: ID!) { organization(id: $id) { name } }";
-    let requests = held(&ada, read_org, json!({ "id": org_id }), 3);
+    let read_org = [
+        "query($id: ID!) { organization(id: $id) { name } }",
+        "query($id: ID!) { organization(id: $id) { id name } }",
+        "query($id: ID!) { organization(id: $id) { name slug } }",
+    ];
+    let requests = held(&ada, &read_org, json!({ "id": org_id }));
     wait_in_flight(stack.process("tenants"), "tenants", 3).await;
     let mut router_process = stack.take("router");
     signalled.store(true, Ordering::Relaxed);
