@@ -1,7 +1,7 @@
 # The targets people expect. `make test` is the README's test command and what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test test-integration bench bench-files coverage check fmt schema
+.PHONY: run test test-integration bench bench-files coverage check deploy-check fmt schema
 
 ## Run the whole supergraph in one process (zero configuration).
 run:
@@ -35,6 +35,10 @@ check:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) run --locked -- schema check
+
+## The deployment files (Dockerfile, compose, k8s, Helm, dashboard), with pinned tools fetched once.
+deploy-check:
+	bash .ci/check-deploy
 
 fmt:
 	$(CARGO) fmt --all

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use pyairtable_kit::authority::{HttpAuthority, TokenAudience};
 use pyairtable_kit::http::{ReadyCheck, serve};
-use pyairtable_kit::{Caller, Config, IdentityKey, Kit, Subgraph};
+use pyairtable_kit::{Caller, Config, IdentityKey, Kit, Lifecycle, StopReason, Subgraph};
 use pyairtable_router::compose::{SubgraphSdl, compose};
 use pyairtable_router::transport::SubgraphRequest;
 use pyairtable_router::transport::{HttpSubgraphs, TransportError};
@@ -75,6 +75,7 @@ pub struct Server {
     listener: TcpListener,
     app: axum::Router,
     kit: Option<Arc<Kit>>,
+    lifecycle: Lifecycle,
 }
 
 /// A server running in the background (tests, embedding).
@@ -97,14 +98,28 @@ impl Server {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Serves until `shutdown` completes, then drains and releases the kit (stopping a private
-    /// PostgreSQL cluster this process runs).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let served = serve(self.listener, self.app, shutdown).await;
+    /// The stop signal and background tasks of this server.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Serves until `stop` completes; then stops accepting, drains in-flight requests and
+    /// background tasks (within the grace period), releases the kit (stopping a private
+    /// PostgreSQL cluster this process runs) and sends the last spans.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = StopReason> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let lifecycle = self.lifecycle.clone();
+        let watcher = tokio::spawn(async move { lifecycle.stop(stop.await) });
+        let served = serve(self.listener, self.app, &self.lifecycle).await;
+        watcher.abort();
+        self.lifecycle.stop(StopReason::GoingAway);
         if let Some(kit) = self.kit {
             kit.shutdown().await;
         }
-        served.context("serving HTTP")
+        pyairtable_kit::traces::flush().await;
+        served
     }
 
     /// Runs in the background until [`RunningServer::stop`].
@@ -113,6 +128,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.run_until(async {
             let _ = stopped.await;
+            StopReason::GoingAway
         }));
         RunningServer { addr, stop, task }
     }
@@ -195,7 +211,7 @@ pub async fn build_serve(mut config: Config) -> anyhow::Result<Server> {
         app = app.merge(pyairtable_kit::http::instrument(routes, "router"));
     }
     tracing::info!(addr = %listener.local_addr()?, "supergraph serving in one process");
-    Ok(Server { listener, app, kit: Some(kit) })
+    Ok(Server { listener, app, lifecycle: kit.lifecycle.clone(), kit: Some(kit) })
 }
 
 /// Composes in-process subgraphs; URLs name where each would run as its own service.
@@ -232,7 +248,7 @@ pub async fn build_subgraph(name: &str, mut config: Config) -> anyhow::Result<Se
     let subgraph = (entry.build)(&kit);
     let app = pyairtable_kit::subgraph::http_app(&subgraph, key, kit.ready_check());
     tracing::info!(subgraph = name, addr = %listener.local_addr()?, "subgraph serving");
-    Ok(Server { listener, app, kit: Some(kit) })
+    Ok(Server { listener, app, lifecycle: kit.lifecycle.clone(), kit: Some(kit) })
 }
 
 /// The router alone, over HTTP subgraphs: composed from their SDL (`PYAIRTABLE_SUBGRAPHS` /
@@ -281,12 +297,25 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
         gateway.watch(path.clone(), every);
     }
     let listener = bind(&config).await?;
+    let lifecycle = Lifecycle::new(config.shutdown_grace);
+    let ready = unless_stopping(&lifecycle, ready);
     let app = match uploads {
         Some(target) => pyairtable_router::app_with_uploads(gateway, options, ready, authenticator, target),
         None => pyairtable_router::app_with(gateway, options, ready, authenticator),
     };
     tracing::info!(addr = %listener.local_addr()?, "router serving");
-    Ok(Server { listener, app, kit: None })
+    Ok(Server { listener, app, kit: None, lifecycle })
+}
+
+/// `ready`, until the process is told to stop; then "shutting down".
+fn unless_stopping(lifecycle: &Lifecycle, ready: ReadyCheck) -> ReadyCheck {
+    let lifecycle = lifecycle.clone();
+    Arc::new(move || {
+        if lifecycle.is_stopping() {
+            return Box::pin(async { Err("shutting down".to_owned()) });
+        }
+        ready()
+    })
 }
 
 /// The router alone is ready when its Redis (if any) answers.

@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pyairtable::schema_files;
 use pyairtable_kit::config::parse_subgraph_pair;
-use pyairtable_kit::http::shutdown_signal;
 use pyairtable_kit::{Config, ConfigError, Kit};
 
 #[derive(Parser)]
@@ -37,6 +36,16 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Check the configuration and everything it names (database, migrations, Redis, storage,
+    /// SMTP, other services); one line per check, exit code 1 when one fails.
+    Doctor,
+    /// Exit 0 when this process's own service answers /readyz with 200 (container health checks:
+    /// the image has no curl).
+    Healthcheck {
+        /// What to ask instead of http://127.0.0.1:<port of PYAIRTABLE_LISTEN>/readyz.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Rotate the keys that sign access tokens (tokens already issued stay valid).
     RotateKeys,
     /// Write or check the SDL files under schema/.
@@ -79,8 +88,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Schema { action, dir } = command {
         return schema(action, &dir);
     }
+    if let Command::Doctor = command {
+        return doctor().await;
+    }
+    if let Command::Healthcheck { url } = command {
+        return healthcheck(url).await;
+    }
     let mut config = Config::from_env()?;
-    pyairtable_kit::telemetry::init_logging(&config)?;
+    let service = match &command {
+        Command::Serve => "serve".to_owned(),
+        Command::Subgraph { name } => name.clone(),
+        Command::Router { .. } => "router".to_owned(),
+        _ => "admin".to_owned(),
+    };
+    pyairtable_kit::telemetry::init(&config, &service)?;
     let server = match command {
         Command::Serve => pyairtable::build_serve(config).await?,
         Command::Subgraph { name } => pyairtable::build_subgraph(&name, config).await?,
@@ -104,10 +125,38 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("signing keys rotated: the next key signs now; the old one stays published");
             return Ok(());
         }
-        Command::Schema { .. } => unreachable!("handled above"),
+        Command::Schema { .. } | Command::Doctor | Command::Healthcheck { .. } => {
+            unreachable!("handled above")
+        }
     };
+    // Listen for signals before saying we listen: a SIGTERM from then on drains.
+    let stop = pyairtable_kit::lifecycle::signal();
     println!("listening on http://{}", server.local_addr());
-    server.run_until(shutdown_signal()).await
+    server.run_until(stop).await
+}
+
+async fn doctor() -> anyhow::Result<()> {
+    let checks = pyairtable_kit::doctor::run(std::env::vars()).await;
+    for check in &checks {
+        println!("{check}");
+    }
+    let failed = checks.iter().filter(|c| c.status == pyairtable_kit::doctor::Status::Fail).count();
+    match failed {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} check(s) failed"),
+    }
+}
+
+async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
+    let url = match url {
+        Some(url) => url,
+        None => format!("http://127.0.0.1:{}/readyz", Config::from_env()?.listen.port()),
+    };
+    let client = pyairtable_kit::internal::Client::new(std::time::Duration::from_secs(3));
+    match client.status(&url).await? {
+        200 => Ok(()),
+        status => anyhow::bail!("{url} answered {status}"),
+    }
 }
 
 fn schema(action: SchemaAction, dir: &std::path::Path) -> anyhow::Result<()> {

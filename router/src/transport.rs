@@ -175,9 +175,10 @@ impl Http {
             builder =
                 builder.header(IDENTITY_HEADER, key.sign(request.caller, chrono::Utc::now().timestamp()));
         }
-        let http_request = builder
+        let mut http_request = builder
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        pyairtable_kit::traces::inject_trace_context(http_request.headers_mut());
         let response = self
             .client
             .request(http_request)

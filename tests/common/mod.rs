@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod compose;
+
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
@@ -78,18 +80,61 @@ impl Process {
 
     /// SIGTERM, then the exit status (bounded wait).
     pub async fn terminate(mut self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait().await
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn send_sigterm(&self) {
         let pid = self.child.id().expect("running child");
         let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits"));
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+    }
+
+    /// The exit status, waiting at most a minute.
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
         tokio::time::timeout(Duration::from_secs(60), self.child.wait())
             .await
             .expect("exits within a minute of SIGTERM")
             .expect("exit status")
     }
+
+    /// SIGTERM; once it has exited cleanly, everything it wrote to stderr.
+    pub async fn stop_and_read(mut self) -> String {
+        self.send_sigterm();
+        let status = self.wait().await;
+        let log = self.stderr().await;
+        assert!(status.success(), "exit status {status}:\n{log}");
+        log
+    }
+
+    /// Everything the process wrote to stderr (once it has exited).
+    pub async fn stderr(self) -> String {
+        self.stderr.await.unwrap_or_default()
+    }
+
+    /// Waits until nothing accepts connections on the process's port any more (it stopped
+    /// listening); panics after a minute.
+    pub async fn wait_until_refusing(&self) {
+        let addr = self.base_url.trim_start_matches("http://").to_owned();
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(&addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{addr} still accepts connections a minute after SIGTERM");
+    }
 }
 
 /// Runs `pyairtable ARGS` to completion with exactly `env`; returns (exit code, stderr).
 pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (code, _, stderr) = run_capture(args, env).await;
+    (code, stderr)
+}
+
+/// Runs `pyairtable ARGS` to completion with exactly `env`; returns (exit code, stdout, stderr).
+pub async fn run_capture(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let output = Command::new(BIN)
         .args(args)
         .env_clear()
@@ -97,7 +142,8 @@ pub async fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, S
         .envs(env.iter().copied())
         .output();
     let output = tokio::time::timeout(Duration::from_secs(60), output).await.expect("exits").expect("runs");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
 }
 
 /// Signs up through the router; returns (user id, access token, refresh token).

@@ -41,7 +41,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_LOG", "log filter, tracing EnvFilter syntax (default info)"),
     ("PYAIRTABLE_LOG_FORMAT", "json or pretty (default json)"),
     ("PYAIRTABLE_DB_MAX_CONNECTIONS", "PostgreSQL pool size (default 10)"),
-    ("PYAIRTABLE_MIGRATE", "apply migrations at start: true or false (default true)"),
+    (
+        "PYAIRTABLE_MIGRATE",
+        "apply migrations at start (default true); false: refuse to start while some are pending",
+    ),
     ("PYAIRTABLE_INTERNAL_SECRET", "shared secret (>= 32 bytes) signing router-to-subgraph identity"),
     ("PYAIRTABLE_SUBGRAPHS", "router: name=url pairs, comma separated"),
     (
@@ -138,6 +141,21 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("PYAIRTABLE_FILES_QUOTA", "bytes each organization may store (default 10GiB)"),
     ("PYAIRTABLE_FILES_URL_TTL_SECONDS", "lifetime of signed upload and download URLs (default 900)"),
+    (
+        "PYAIRTABLE_SHUTDOWN_GRACE_SECONDS",
+        "on SIGTERM/SIGINT: how long in-flight requests and background work may take to finish (default 20)",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTLP/HTTP collector base URL (http://host:4318); traces go to <it>/v1/traces",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTLP/HTTP traces URL, used as is (wins over OTEL_EXPORTER_OTLP_ENDPOINT)",
+    ),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "only http/protobuf is supported"),
+    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "only http/protobuf is supported"),
+    ("OTEL_SDK_DISABLED", "true: export no traces even when an endpoint is set"),
 ];
 
 /// Standard AWS variables (credentials, region, endpoint) are passed to the S3 client as they are.
@@ -225,6 +243,10 @@ pub struct Config {
     pub federation: FederationConfig,
     /// Files: the object store and the limits.
     pub files: FilesConfig,
+    /// How long the shutdown may take to drain requests and finish background work.
+    pub shutdown_grace: std::time::Duration,
+    /// Where spans are exported over OTLP/HTTP (`.../v1/traces`), when configured.
+    pub otlp_traces_endpoint: Option<String>,
 }
 
 impl Config {
@@ -266,6 +288,10 @@ impl Config {
                 .unwrap_or_else(|| "http://permissions:4000".into()),
             trusted_proxies: env.networks("PYAIRTABLE_TRUSTED_PROXIES")?.unwrap_or_else(private_networks),
             federation: FederationConfig::from_env(&env)?,
+            shutdown_grace: std::time::Duration::from_secs(
+                env.bounded("PYAIRTABLE_SHUTDOWN_GRACE_SECONDS", 0, 3600)?.unwrap_or(20),
+            ),
+            otlp_traces_endpoint: otlp_traces_endpoint(&env)?,
         })
     }
 
@@ -279,6 +305,38 @@ impl Config {
             )
         })
     }
+}
+
+/// The OTLP/HTTP traces URL from the standard OpenTelemetry variables, checked.
+fn otlp_traces_endpoint(env: &Env) -> Result<Option<String>, ConfigError> {
+    for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+        if let Some(protocol) = env.string(name).filter(|p| p != "http/protobuf") {
+            return Err(ConfigError::new(name, format!("{protocol:?}: only http/protobuf is supported")));
+        }
+    }
+    if env.boolean("OTEL_SDK_DISABLED")?.unwrap_or(false) {
+        return Ok(None);
+    }
+    let (name, url) = match env.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        Some(url) => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url),
+        None => match env.string("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Some(base) => {
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("{}/v1/traces", base.trim_end_matches('/')))
+            }
+            None => return Ok(None),
+        },
+    };
+    if url.starts_with("https://") {
+        return Err(ConfigError::new(
+            name,
+            "https is not supported: export to an OpenTelemetry Collector beside the service over http://",
+        ));
+    }
+    let authority = url.strip_prefix("http://").and_then(|rest| rest.split('/').next());
+    if authority.is_none_or(|a| a.is_empty() || a.contains([' ', '?', '#'])) {
+        return Err(ConfigError::new(name, format!("{url:?} is not an http:// URL")));
+    }
+    Ok(Some(url))
 }
 
 /// Loopback and private ranges: where an ingress or load balancer in front of the router lives.
@@ -500,6 +558,7 @@ mod tests {
             ("PYAIRTABLE_DB_MAX_CONNECTIONS", "0"),
             ("PYAIRTABLE_INTERNAL_SECRET", "short"),
             ("PYAIRTABLE_SUBGRAPHS", "users=ftp://x"),
+            ("PYAIRTABLE_SHUTDOWN_GRACE_SECONDS", "-1"),
         ];
         for (name, value) in cases {
             let err = Config::from_vars(vars(&[(name, value)])).expect_err(name);
@@ -553,6 +612,29 @@ mod tests {
         .expect("valid");
         assert_eq!(config.public_url, "https://app.acme.test");
         assert!(!format!("{config:?}").contains("pw@"), "the SMTP password is a secret");
+    }
+
+    #[test]
+    fn otlp_endpoints_follow_the_standard_variables() {
+        let endpoint =
+            |pairs: &[(&str, &str)]| Config::from_vars(vars(pairs)).map(|c| c.otlp_traces_endpoint);
+        assert_eq!(endpoint(&[]).expect("valid"), None);
+        let base = endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]).expect("valid");
+        assert_eq!(base.as_deref(), Some("http://collector:4318/v1/traces"));
+        let both = endpoint(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://other:4318/custom"),
+        ]);
+        assert_eq!(both.expect("valid").as_deref(), Some("http://other:4318/custom"));
+        let off = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_SDK_DISABLED", "true")];
+        assert_eq!(endpoint(&off).expect("valid"), None);
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ] {
+            assert_eq!(endpoint(&[(name, value)]).expect_err(value).variable, name);
+        }
     }
 
     #[test]

@@ -76,6 +76,69 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The database's migration history against the migrations built into this binary (each entry
+/// `version_description`, or the version alone when this binary does not know it).
+#[derive(Debug, Default)]
+pub struct MigrationHistory {
+    /// Migrations this binary carries.
+    pub known: usize,
+    pub pending: Vec<String>,
+    /// Started and not finished (`success = false`).
+    pub failed: Vec<String>,
+    /// Applied with another checksum than this binary's file.
+    pub changed: Vec<String>,
+    /// Applied, unknown to this binary (a newer release migrated: fine during a rolling upgrade).
+    pub unknown: Vec<String>,
+}
+
+/// Reads `_sqlx_migrations` (as the owner: the app role may not) and compares it with [`MIGRATOR`].
+pub async fn migration_history(pool: &PgPool) -> sqlx::Result<MigrationHistory> {
+    let applied: Vec<(i64, bool, Vec<u8>)> =
+        match sqlx::query_as("select version, success, checksum from _sqlx_migrations order by version")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(err) => return Err(err),
+        };
+    let known: Vec<_> = MIGRATOR.iter().filter(|m| !m.migration_type.is_down_migration()).collect();
+    let name = |m: &&sqlx::migrate::Migration| format!("{}_{}", m.version, m.description.replace(' ', "_"));
+    let applied_as = |m: &&sqlx::migrate::Migration| applied.iter().find(|(v, ..)| *v == m.version);
+    Ok(MigrationHistory {
+        known: known.len(),
+        pending: known.iter().filter(|m| applied_as(m).is_none()).map(name).collect(),
+        failed: applied.iter().filter(|(_, ok, _)| !ok).map(|(v, ..)| v.to_string()).collect(),
+        changed: known
+            .iter()
+            .filter(|m| applied_as(m).is_some_and(|(_, _, sum)| sum.as_slice() != &*m.checksum))
+            .map(name)
+            .collect(),
+        unknown: applied
+            .iter()
+            .filter(|(v, ..)| !known.iter().any(|m| m.version == *v))
+            .map(|(v, ..)| v.to_string())
+            .collect(),
+    })
+}
+
+/// Refuses to go on when this binary's migrations are not all applied (services started with
+/// `PYAIRTABLE_MIGRATE=false` wait, restarting, for `pyairtable migrate`).
+pub async fn require_migrated(pool: &PgPool) -> anyhow::Result<()> {
+    let history = migration_history(pool).await.context("reading the migration history")?;
+    if !history.failed.is_empty() {
+        anyhow::bail!("migrations failed half-way ({}): see `pyairtable doctor`", history.failed.join(", "));
+    }
+    if !history.pending.is_empty() {
+        anyhow::bail!(
+            "{} migration(s) pending ({}): run `pyairtable migrate` (PYAIRTABLE_MIGRATE is false)",
+            history.pending.len(),
+            history.pending.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Which rows a transaction may see where row-level security applies: those of `tenants`, and
 /// (on tables that allow it) those about `user`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 
+use crate::Kit;
 use crate::error::Result;
 
 /// Channel notified on every publish, so consumers wake at once.
@@ -116,36 +117,57 @@ impl Consumer {
         Ok(pending)
     }
 
-    /// Runs in the background: catches up at start, on every notification, and every few seconds.
-    pub fn spawn(self, db: PgPool) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut listener = match PgListener::connect_with(&db).await {
-                Ok(mut listener) => match listener.listen(CHANNEL).await {
-                    Ok(()) => Some(listener),
+    /// Runs in the background on `kit`'s lifecycle: catches up at start, on every notification,
+    /// and every few seconds; returns after the batch in hand once the shutdown begins.
+    pub fn spawn(self, kit: &Kit) -> tokio::task::JoinHandle<()> {
+        if let Ok(mut consumers) = kit.consumers.lock() {
+            consumers.push(self.name);
+        }
+        let (db, lifecycle) = (kit.db.clone(), kit.lifecycle.clone());
+        kit.lifecycle.spawn(async move {
+            let mut listener = listen(&db).await;
+            while !lifecycle.is_stopping() && !db.is_closed() {
+                match self.catch_up(&db).await {
+                    Ok(applied) => {
+                        metrics::counter!("pyairtable_events_applied_total", "consumer" => self.name)
+                            .increment(applied as u64);
+                    }
                     Err(err) => {
-                        tracing::warn!(%err, "event listener: LISTEN failed; polling only");
-                        None
+                        metrics::counter!("pyairtable_event_consumer_errors_total", "consumer" => self.name)
+                            .increment(1);
+                        tracing::error!(consumer = self.name, %err, "applying events");
                     }
-                },
-                Err(err) => {
-                    tracing::warn!(%err, "event listener: no connection; polling only");
-                    None
                 }
-            };
-            loop {
-                if let Err(err) = self.catch_up(&db).await {
-                    tracing::error!(consumer = self.name, %err, "applying events");
-                }
-                match listener.as_mut() {
-                    Some(listener) => {
-                        let _ = tokio::time::timeout(POLL, listener.recv()).await;
+                let wake = async {
+                    match listener.as_mut() {
+                        Some(listener) => {
+                            let _ = tokio::time::timeout(POLL, listener.recv()).await;
+                        }
+                        None => tokio::time::sleep(POLL).await,
                     }
-                    None => tokio::time::sleep(POLL).await,
-                }
-                if db.is_closed() {
-                    return;
+                };
+                tokio::select! {
+                    () = lifecycle.stopping() => {}
+                    () = wake => {}
                 }
             }
         })
+    }
+}
+
+/// A connection listening for publishes, or none (then consumers only poll).
+async fn listen(db: &PgPool) -> Option<PgListener> {
+    match PgListener::connect_with(db).await {
+        Ok(mut listener) => match listener.listen(CHANNEL).await {
+            Ok(()) => Some(listener),
+            Err(err) => {
+                tracing::warn!(%err, "event listener: LISTEN failed; polling only");
+                None
+            }
+        },
+        Err(err) => {
+            tracing::warn!(%err, "event listener: no connection; polling only");
+            None
+        }
     }
 }

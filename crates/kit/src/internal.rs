@@ -51,11 +51,29 @@ impl Client {
         self.send(request).await
     }
 
+    /// The HTTP status `GET url` answers (health probes); the body is read and dropped.
+    pub async fn status(&self, url: &str) -> Result<u16, InternalError> {
+        let request = http::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| InternalError(format!("{url}: {e}")))?;
+        let exchange = async {
+            let response =
+                self.inner.request(request).await.map_err(|e| InternalError(format!("{url}: {e}")))?;
+            let status = response.status().as_u16();
+            let _ = Limited::new(response.into_body(), MAX_BODY).collect().await;
+            Ok(status)
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| InternalError(format!("{url} did not answer within {:?}", self.timeout)))?
+    }
+
     async fn send(
         &self,
         request: Result<http::Request<Full<Bytes>>, http::Error>,
     ) -> Result<serde_json::Value, InternalError> {
-        let request = request.map_err(|e| InternalError(e.to_string()))?;
+        let mut request = request.map_err(|e| InternalError(e.to_string()))?;
+        crate::traces::inject_trace_context(request.headers_mut());
         let uri = request.uri().clone();
         let exchange = async {
             let response =

@@ -1,6 +1,6 @@
 //! [`Kit`]: the connections a process opens once at start and shares with its subgraphs.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError, Secret};
 use crate::db;
 use crate::http::ReadyCheck;
 use crate::identity::IdentityKey;
+use crate::lifecycle::{Lifecycle, StopReason};
 use crate::mail::Mailer;
 use crate::pg::EmbeddedPostgres;
 
@@ -27,6 +28,10 @@ pub struct Kit {
     pub redis: Option<redis::aio::ConnectionManager>,
     /// Outgoing email: SMTP when configured, else the outbox folder.
     pub mailer: Arc<dyn Mailer>,
+    /// The stop signal and the background tasks of this process (see [`crate::lifecycle`]).
+    pub lifecycle: Lifecycle,
+    /// The event consumers this process runs, for the lag gauge.
+    pub(crate) consumers: Arc<StdMutex<Vec<&'static str>>>,
     embedded: Mutex<Option<EmbeddedPostgres>>,
     authorizer: OnceLock<Arc<dyn Authorizer>>,
 }
@@ -46,10 +51,12 @@ impl Kit {
         };
         let kit = match Self::connect(config, options, embedded.is_some()).await {
             Ok((config, db, redis)) => Self {
+                lifecycle: Lifecycle::new(config.shutdown_grace),
                 config,
                 db,
                 redis,
                 mailer,
+                consumers: Arc::default(),
                 embedded: Mutex::new(embedded),
                 authorizer: OnceLock::new(),
             },
@@ -60,6 +67,7 @@ impl Kit {
                 return Err(err);
             }
         };
+        crate::gauges::spawn(&kit);
         Ok(kit)
     }
 
@@ -69,12 +77,11 @@ impl Kit {
         embedded: bool,
     ) -> anyhow::Result<(Arc<Config>, PgPool, Option<redis::aio::ConnectionManager>)> {
         let options = if embedded { ensure_database(options, EMBEDDED_DATABASE).await? } else { options };
-        if config.migrate {
-            let owner = db::connect(options.clone(), 1).await?;
-            let migrated = db::migrate(&owner).await;
-            owner.close().await;
-            migrated?;
-        }
+        let owner = db::connect(options.clone(), 1).await?;
+        let migrated =
+            if config.migrate { db::migrate(&owner).await } else { db::require_migrated(&owner).await };
+        owner.close().await;
+        migrated?;
         let db = db::connect_app(options, config.db_max_connections).await?;
         let redis = match &config.redis_url {
             Some(url) => Some(connect_redis(url).await?),
@@ -105,13 +112,17 @@ impl Kit {
             .clone()
     }
 
-    /// Readiness: PostgreSQL (and Redis when configured) answer.
+    /// Readiness: not shutting down, and PostgreSQL (and Redis when configured) answer.
     pub fn ready_check(&self) -> ReadyCheck {
         let db = self.db.clone();
         let redis = self.redis.clone();
+        let lifecycle = self.lifecycle.clone();
         Arc::new(move || {
-            let (db, redis) = (db.clone(), redis.clone());
+            let (db, redis, stopping) = (db.clone(), redis.clone(), lifecycle.is_stopping());
             Box::pin(async move {
+                if stopping {
+                    return Err("shutting down".to_owned());
+                }
                 sqlx::query("select 1").execute(&db).await.map_err(|e| format!("postgresql: {e}"))?;
                 if let Some(mut redis) = redis {
                     redis::cmd("PING")
@@ -124,8 +135,17 @@ impl Kit {
         })
     }
 
-    /// Closes the pool and stops the private cluster, if this process runs one.
+    /// Stops the background tasks (if the lifecycle has not stopped yet: a command that did not
+    /// serve), closes the pool and stops the private cluster, if this process runs one.
     pub async fn shutdown(&self) {
+        self.lifecycle.stop(StopReason::GoingAway);
+        let deadline = tokio::time::Instant::now() + self.lifecycle.grace();
+        if !self.lifecycle.wait_for_tasks(deadline).await {
+            tracing::warn!(
+                tasks = self.lifecycle.running_tasks(),
+                "background tasks cut by the grace period"
+            );
+        }
         self.db.close().await;
         if let Some(pg) = self.embedded.lock().await.take()
             && let Err(err) = pg.stop().await

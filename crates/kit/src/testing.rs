@@ -125,7 +125,7 @@ mod tests {
 /// A server running on a random local port for the length of a test.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    lifecycle: crate::Lifecycle,
 }
 
 impl TestServer {
@@ -137,9 +137,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.lifecycle.stop(crate::StopReason::GoingAway);
     }
 }
 
@@ -147,11 +145,10 @@ impl Drop for TestServer {
 pub async fn spawn_app(app: axum::Router) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
     let addr = listener.local_addr().expect("local address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::http::serve(listener, app, async {
-        let _ = stopped.await;
-    }));
-    TestServer { addr, stop: Some(stop) }
+    let lifecycle = crate::Lifecycle::new(std::time::Duration::from_secs(5));
+    let serving = lifecycle.clone();
+    tokio::spawn(async move { crate::http::serve(listener, app, &serving).await });
+    TestServer { addr, lifecycle }
 }
 
 /// A GraphQL-over-HTTP client for tests.
@@ -316,4 +313,32 @@ pub fn outbox(dir: &std::path::Path) -> Vec<SentEmail> {
             }
         })
         .collect()
+}
+
+/// A free local port (nothing listens on it once this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A real SMTP server (Python's aiosmtpd, `tests/support/smtp_server.py`) on a free port:
+/// `accept` writes each message to `out` as `<n>.eml`, `refuse` refuses every recipient. Killed
+/// when the child is dropped.
+pub async fn smtp_server(mode: &str, out: &std::path::Path) -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt;
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+    let mut child = tokio::process::Command::new("python3")
+        .args([script, &port.to_string(), mode, &out.display().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line()).await;
+    let line =
+        ready.expect("the SMTP server starts (is aiosmtpd installed? .ci/run installs it)").expect("reads");
+    assert_eq!(line.as_deref(), Some("ready"), "the SMTP server did not start (pip install aiosmtpd)");
+    (child, port)
 }

@@ -29,10 +29,15 @@ async fn the_kit_connects_postgresql_and_redis_and_reports_ready() {
     assert_eq!(readyz(&kit).await, (200, "ready".to_owned()));
 
     // A database that stops answering makes the process unready (503), not dead.
-    kit.shutdown().await;
+    kit.db.close().await;
     let (status, body) = readyz(&kit).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("postgresql"), "{body}");
+
+    // So does the shutdown, from its first moment.
+    kit.shutdown().await;
+    let (status, body) = readyz(&kit).await;
+    assert_eq!((status, body.as_str()), (503, "not ready: shutting down"));
 }
 
 #[tokio::test]
@@ -67,4 +72,13 @@ async fn migrations_can_be_left_to_the_migrate_command() {
         .expect("migrations table");
     assert_eq!(applied as usize, pyairtable_kit::db::MIGRATOR.iter().count());
     kit.shutdown().await;
+
+    // A release whose migrations have not run yet waits for them instead of serving.
+    sqlx::query("delete from _sqlx_migrations where version = (select max(version) from _sqlx_migrations)")
+        .execute(&owner)
+        .await
+        .expect("forget the last migration");
+    let refused = Kit::start(config(&[("DATABASE_URL", db.url()), ("PYAIRTABLE_MIGRATE", "false")])).await;
+    let err = format!("{:#}", refused.err().expect("refuses to start"));
+    assert!(err.contains("1 migration(s) pending") && err.contains("pyairtable migrate"), "{err}");
 }

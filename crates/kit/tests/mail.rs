@@ -1,14 +1,8 @@
 //! The mailer against its real backends: the outbox folder, and a real SMTP server (Python's
 //! aiosmtpd, started by the test) that accepts, or refuses, or is not there at all.
 
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-
 use pyairtable_kit::mail::{Email, MailError, Mailer, OutboxMailer, SmtpMailer};
-use pyairtable_kit::testing::outbox;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use pyairtable_kit::testing::{free_port, outbox, smtp_server};
 
 fn email(to: &str) -> Email {
     Email {
@@ -44,30 +38,6 @@ async fn the_outbox_keeps_whole_messages_in_order() {
     let refused = mailer.send(email("not an address")).await;
     assert!(matches!(refused, Err(MailError::BadAddress(_))), "{refused:?}");
     assert_eq!(outbox(&dir.path().join("outbox")).len(), 2, "nothing written for a bad address");
-}
-
-/// A free local port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-async fn smtp_server(mode: &str, out: &Path) -> (Child, u16) {
-    let port = free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
-    let mut child = Command::new("python3")
-        .args([script, &port.to_string(), mode, &out.display().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 runs");
-    let stdout = child.stdout.take().expect("stdout");
-    let ready =
-        tokio::time::timeout(Duration::from_secs(20), BufReader::new(stdout).lines().next_line()).await;
-    let line =
-        ready.expect("the SMTP server starts (is aiosmtpd installed? .ci/run installs it)").expect("reads");
-    assert_eq!(line.as_deref(), Some("ready"), "the SMTP server did not start (pip install aiosmtpd)");
-    (child, port)
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
     let keys = SigningKeys::new(kit.db.clone(), ROTATE_KEYS_AFTER);
     let auth = service::Auth::new(kit.db.clone(), keys, kit.mailer.clone(), kit.config.public_url.clone());
     let schema = schema::builder().data(auth.clone()).finish();
-    memberships::consumer().spawn(kit.db.clone());
+    memberships::consumer().spawn(kit);
     let key = kit.config.internal_secret.as_ref().map(IdentityKey::new);
     Subgraph::new(NAME, sdl(), Arc::new(schema))
         .with_routes(authority::routes(auth.clone(), key))

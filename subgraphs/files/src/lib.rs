@@ -41,8 +41,8 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
         .data(dataloader(loaders::PageLoader(files.clone())))
         .data(dataloader(loaders::CountLoader(files.clone())))
         .finish();
-    events::consumer().spawn(kit.db.clone());
-    worker::spawn(files.clone());
+    events::consumer().spawn(kit);
+    worker::spawn(files.clone(), &kit.lifecycle);
     let service = multipart::FilesService { schema, max_file_size: kit.config.files.multipart_max_size };
     Subgraph::new(NAME, sdl(), Arc::new(service)).with_public_routes(routes::routes(files))
 }

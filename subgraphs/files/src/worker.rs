@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use pyairtable_kit::db::Scope;
-use pyairtable_kit::{Error, Result};
+use pyairtable_kit::{Error, Lifecycle, Result};
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
@@ -28,13 +28,18 @@ const MAX_ATTEMPTS: i32 = 3;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const ABANDONED_GRACE_SECS: i64 = 600;
 
-/// Runs the thumbnail worker and the sweep until the pool closes.
-pub fn spawn(files: Files) {
-    let thumbnails = files.clone();
-    tokio::spawn(async move { thumbnail_loop(thumbnails).await });
-    tokio::spawn(async move {
+/// Runs the thumbnail worker and the sweep on the process's lifecycle: each finishes the job in
+/// hand and returns once the shutdown begins (or the pool closes).
+pub fn spawn(files: Files, lifecycle: &Lifecycle) {
+    let (thumbnails, stop) = (files.clone(), lifecycle.clone());
+    lifecycle.spawn(async move { thumbnail_loop(thumbnails, stop).await });
+    let stop = lifecycle.clone();
+    lifecycle.spawn(async move {
         loop {
-            tokio::time::sleep(SWEEP_EVERY).await;
+            tokio::select! {
+                () = stop.stopping() => return,
+                () = tokio::time::sleep(SWEEP_EVERY) => {}
+            }
             if files.db().is_closed() {
                 return;
             }
@@ -45,7 +50,7 @@ pub fn spawn(files: Files) {
     });
 }
 
-async fn thumbnail_loop(files: Files) {
+async fn thumbnail_loop(files: Files, stop: Lifecycle) {
     let mut listener = match PgListener::connect_with(files.db()).await {
         Ok(mut listener) => listener.listen(CHANNEL).await.ok().map(|()| listener),
         Err(err) => {
@@ -53,8 +58,8 @@ async fn thumbnail_loop(files: Files) {
             None
         }
     };
-    loop {
-        loop {
+    while !stop.is_stopping() && !files.db().is_closed() {
+        while !stop.is_stopping() {
             match next_thumbnail(&files).await {
                 Ok(true) => {}
                 Ok(false) => break,
@@ -64,14 +69,17 @@ async fn thumbnail_loop(files: Files) {
                 }
             }
         }
-        match listener.as_mut() {
-            Some(listener) => {
-                let _ = tokio::time::timeout(POLL, listener.recv()).await;
+        let wake = async {
+            match listener.as_mut() {
+                Some(listener) => {
+                    let _ = tokio::time::timeout(POLL, listener.recv()).await;
+                }
+                None => tokio::time::sleep(POLL).await,
             }
-            None => tokio::time::sleep(POLL).await,
-        }
-        if files.db().is_closed() {
-            return;
+        };
+        tokio::select! {
+            () = stop.stopping() => {}
+            () = wake => {}
         }
     }
 }

@@ -45,7 +45,7 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
         .data(dataloader(schema::CollaboratorsLoader(service)))
         .data(dataloader(schema::StandingLoader(engine.clone())))
         .finish();
-    events::consumer().spawn(kit.db.clone());
+    events::consumer().spawn(kit);
     let key = kit.config.internal_secret.as_ref().map(IdentityKey::new);
     Subgraph::new(NAME, sdl(), Arc::new(schema)).with_routes(routes::routes(engine, key))
 }

@@ -25,7 +25,7 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
         kit.mailer.clone(),
         kit.config.public_url.clone(),
     );
-    service.spawn_purge();
+    service.spawn_purge(&kit.lifecycle);
     let schema = schema::builder()
         .data(service.clone())
         .data(authz::loader(authorizer))

@@ -14,7 +14,7 @@ use pyairtable_kit::events::publish;
 use pyairtable_kit::input::{parse_email, parse_text};
 use pyairtable_kit::mail::{Email, Mailer};
 use pyairtable_kit::secrets;
-use pyairtable_kit::{Error, Result};
+use pyairtable_kit::{Error, Lifecycle, Result};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -241,17 +241,18 @@ impl Tenants {
         }
     }
 
-    /// Purges organizations whose grace period is over, every hour, in the background.
-    pub fn spawn_purge(&self) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
+    /// Purges organizations whose grace period is over, every hour, in the background, until
+    /// the process stops.
+    pub fn spawn_purge(&self, lifecycle: &Lifecycle) -> tokio::task::JoinHandle<()> {
+        let (this, stop) = (self.clone(), lifecycle.clone());
+        lifecycle.spawn(async move {
+            while !stop.is_stopping() && !this.db.is_closed() {
                 if let Err(err) = purge(&this.db).await {
                     tracing::error!(%err, "purging deleted organizations");
                 }
-                tokio::time::sleep(PURGE_EVERY).await;
-                if this.db.is_closed() {
-                    return;
+                tokio::select! {
+                    () = stop.stopping() => {}
+                    () = tokio::time::sleep(PURGE_EVERY) => {}
                 }
             }
         })

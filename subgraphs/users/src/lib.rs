@@ -26,7 +26,7 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
         .data(loader)
         .data(pyairtable_kit::authz::loader(kit.authorizer()))
         .finish();
-    events::consumer().spawn(kit.db.clone());
+    events::consumer().spawn(kit);
     Subgraph::new(NAME, sdl(), Arc::new(schema))
 }
 

@@ -26,7 +26,7 @@ pub fn subgraph(kit: &Kit) -> Subgraph {
         .data(dataloader(schema::WorkspaceLoader(service.clone())))
         .data(dataloader(schema::EntityLoader(service)))
         .finish();
-    service::consumer().spawn(kit.db.clone());
+    service::consumer().spawn(kit);
     Subgraph::new(NAME, sdl(), Arc::new(schema))
 }
 
