@@ -14,9 +14,10 @@ const CONCURRENCY: usize = 32;
 const DURATION: Duration = Duration::from_secs(8);
 const MEMBERS: usize = 20;
 
-const ONE_SUBGRAPH: &str = "query($id: ID!) { organization(id: $id) { name members { role joinedAt } } }";
-const TWO_SUBGRAPHS: &str =
-    "query($id: ID!) { organization(id: $id) { name members { role joinedAt user { displayName email } } } }";
+const ONE_SUBGRAPH: &str = "query($id: ID!) { organization(id: $id) { id name slug createdAt } }";
+/// tenants → permissions (members) → users (`_entities` for every member).
+const THREE_SUBGRAPHS: &str = "query($id: ID!) { organization(id: $id) { name
+    members(first: 50) { edges { node { role joinedAt user { displayName email } } } } } }";
 
 struct Figures {
     rps: f64,
@@ -72,12 +73,15 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() {
     let db = test_database().await;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let data = data_dir.path().display().to_string();
     // The rate limits run (their cost is part of the figures) with budgets the load cannot spend.
     let unlimited = "1000000000/1h";
     let vars = [
         ("DATABASE_URL", db.url()),
         ("PYAIRTABLE_LISTEN", "127.0.0.1:0"),
         ("PYAIRTABLE_LOG", "error"),
+        ("PYAIRTABLE_DATA_DIR", data.as_str()),
         ("PYAIRTABLE_RATE_LIMIT_CALLER", unlimited),
         ("PYAIRTABLE_RATE_LIMIT_TENANT", unlimited),
         ("PYAIRTABLE_RATE_LIMIT_IP", unlimited),
@@ -86,16 +90,15 @@ async fn main() {
     let config = Config::from_vars(vars.map(|(k, v)| (k.to_owned(), v.to_owned()))).expect("config");
     let server = pyairtable::build_serve(config).await.expect("supergraph").spawn();
     let anonymous = GraphQLClient::new(format!("http://{}/graphql", server.addr));
-    let (router, org_id) = seed(&anonymous).await;
+    let (router, org_id) = seed(&anonymous, &data_dir.path().join("outbox")).await;
     let variables = json!({ "id": org_id });
 
-    // The tenants subgraph alone, over HTTP, on the same PostgreSQL server with the same data: the
-    // baseline without a router.
-    let direct = SubgraphHarness::start(pyairtable_tenants::subgraph).await;
-    let owner = uuid::Uuid::now_v7();
-    let direct_client = direct.client(&Caller::user(owner));
-    let member_ids = (1..MEMBERS).map(|_| json!(uuid::Uuid::now_v7())).collect();
-    let direct_org = organization(&direct_client, member_ids).await;
+    // The tenants subgraph alone, over HTTP (its authorization decided in process, as in `serve`),
+    // on the same PostgreSQL server: the baseline without a router.
+    let direct =
+        SubgraphHarness::start_after(&[pyairtable_permissions::subgraph], pyairtable_tenants::subgraph).await;
+    let direct_client = direct.client(&Caller::user(uuid::Uuid::now_v7()));
+    let direct_org = organization(&direct_client).await;
 
     let rss_before = rss_mib();
     println!(
@@ -106,52 +109,50 @@ async fn main() {
     print("tenants subgraph directly (no router)", &baseline);
     let one = load(&router, ONE_SUBGRAPH, variables.clone()).await;
     print("router, one subgraph", &one);
-    let two = load(&router, TWO_SUBGRAPHS, variables).await;
-    print("router, two subgraphs (entity fetch)", &two);
+    let three = load(&router, THREE_SUBGRAPHS, variables).await;
+    print("router, three subgraphs (members, users)", &three);
     println!();
     println!("router overhead, one subgraph:      {:.2}x the direct throughput", one.rps / baseline.rps);
-    println!("entity fetch cost, two vs one:      {:.2}x the throughput", two.rps / one.rps);
+    println!("entity fetches, three vs one:       {:.2}x the throughput", three.rps / one.rps);
     println!("process RSS: {rss_before:.0} MiB before load, {:.0} MiB after", rss_mib());
     server.stop().await.expect("stop");
 }
 
-/// Users signed up through the router and an organization of the first with the others as
-/// members; returns the first user's client (bearer token) and the organization's id.
-async fn seed(anonymous: &GraphQLClient) -> (GraphQLClient, Value) {
+/// Users signed up through the router, an organization of the first, the others invited by
+/// email (links read from `outbox`) and accepted; the first user's client and the organization.
+async fn seed(anonymous: &GraphQLClient, outbox: &std::path::Path) -> (GraphQLClient, Value) {
     let sign_up = "mutation($e: String!, $n: String!) {
-        signUp(input: { email: $e, password: \"bench password 123\", displayName: $n }) { user { id } tokens { accessToken } } }";
-    let mut ids = Vec::new();
-    let mut owner = None;
+        signUp(input: { email: $e, password: \"bench password 123\", displayName: $n }) { tokens { accessToken } } }";
+    let bearer = |token: &str| anonymous.clone().with_header("authorization", &format!("Bearer {token}"));
+    let mut people = Vec::new();
     for i in 0..MEMBERS {
         let email = format!("member{i}-{}@example.com", uuid::Uuid::now_v7().simple());
         let data = anonymous.data(sign_up, json!({ "e": email, "n": format!("Member {i}") })).await;
-        let token = data["signUp"]["tokens"]["accessToken"].as_str().unwrap_or_default().to_owned();
-        owner.get_or_insert_with(|| {
-            anonymous.clone().with_header("authorization", &format!("Bearer {token}"))
-        });
-        ids.push(data["signUp"]["user"]["id"].clone());
+        people.push((email, bearer(data["signUp"]["tokens"]["accessToken"].as_str().unwrap_or_default())));
     }
-    let owner = owner.unwrap_or_else(|| anonymous.clone());
-    let org = organization(&owner, ids[1..].to_vec()).await;
+    let owner = people[0].1.clone();
+    let org = organization(&owner).await;
+    let invite = "mutation($o: ID!, $e: String!) { inviteMember(input: { organizationId: $o, email: $e, role: MEMBER }) { id } }";
+    for (email, client) in &people[1..] {
+        owner.data(invite, json!({ "o": org, "e": email })).await;
+        let mails = pyairtable_kit::testing::outbox(outbox);
+        let mail = mails.iter().rev().find(|m| &m.to == email).expect("an invitation");
+        let token =
+            mail.text.split("token=").nth(1).and_then(|t| t.split_whitespace().next()).expect("a link");
+        client
+            .data("mutation($t: String!) { acceptInvitation(token: $t) { id } }", json!({ "t": token }))
+            .await;
+    }
     (owner, org)
 }
 
-/// An organization of the client's caller with `members` added; returns its id.
-async fn organization(client: &GraphQLClient, members: Vec<Value>) -> Value {
-    let org = client
+/// An organization of the client's caller; returns its id.
+async fn organization(client: &GraphQLClient) -> Value {
+    client
         .data(
             "mutation($s: String!) { createOrganization(input: { name: \"Bench\", slug: $s }) { id } }",
             json!({ "s": format!("bench-{}", uuid::Uuid::now_v7().simple()) }),
         )
         .await["createOrganization"]["id"]
-        .clone();
-    for id in &members {
-        client
-            .data(
-                "mutation($o: ID!, $u: ID!) { addOrganizationMember(input: { organizationId: $o, userId: $u, role: MEMBER }) { role } }",
-                json!({ "o": org, "u": id }),
-            )
-            .await;
-    }
-    org
+        .clone()
 }
