@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use async_graphql::{ObjectType, Schema, SubscriptionType};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse, rejection};
-use axum::extract::FromRequest;
-use axum::extract::State;
+use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket, rejection};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::get;
 use axum::{Extension, Json, Router};
+use futures::stream::BoxStream;
 
 use crate::authority::Authority;
 use crate::error::code;
@@ -58,6 +59,18 @@ pub trait SubgraphService: Send + Sync + 'static {
         });
         (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response()
     }
+
+    /// Executes a subscription (or a query or mutation, as a stream of one response) with the
+    /// connection's data. A subgraph without subscriptions answers with one error.
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session: Option<Arc<Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        drop((request, session));
+        let error = async_graphql::ServerError::new("this subgraph has no subscriptions", None);
+        Box::pin(futures::stream::once(async move { async_graphql::Response::from_errors(vec![error]) }))
+    }
 }
 
 #[async_trait::async_trait]
@@ -69,6 +82,32 @@ where
 {
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         Schema::execute(self, request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session: Option<Arc<Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        self.execute_stream_with_session_data(request, session.unwrap_or_default())
+    }
+}
+
+/// A type-erased subgraph as async-graphql's WebSocket protocol handler wants it.
+#[derive(Clone)]
+struct Erased(Arc<dyn SubgraphService>);
+
+impl async_graphql::Executor for Erased {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        self.0.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session: Option<Arc<Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        self.0.execute_stream(request, session)
     }
 }
 
@@ -116,11 +155,15 @@ struct AppState {
     key: IdentityKey,
 }
 
-/// The HTTP service of one subgraph: `POST /graphql` (identity from the router's signed header only),
-/// plus `/healthz`, `/readyz` and `/metrics`.
+/// The HTTP service of one subgraph: `POST /graphql`, and subscriptions over a WebSocket on
+/// `GET /graphql` (`graphql-transport-ws` or `graphql-ws`), identity from the router's signed
+/// header only (on the upgrade request for a WebSocket), plus `/healthz`, `/readyz` and `/metrics`.
 pub fn http_app(subgraph: &Subgraph, key: IdentityKey, ready: ReadyCheck) -> Router {
     let state = AppState { service: subgraph.service.clone(), key };
-    let mut app = Router::new().route("/graphql", post(graphql)).with_state(state).merge(ops_routes(ready));
+    let mut app = Router::new()
+        .route("/graphql", get(websocket).post(graphql))
+        .with_state(state)
+        .merge(ops_routes(ready));
     for routes in [&subgraph.routes, &subgraph.public_routes].into_iter().flatten() {
         app = app.merge(routes.clone());
     }
@@ -134,10 +177,7 @@ async fn graphql(
 ) -> Response {
     let caller = match verify(&state, request.headers()) {
         Ok(caller) => caller,
-        Err(err) => {
-            tracing::warn!(%err, "refused a request without a valid router identity");
-            return unauthenticated(&err);
-        }
+        Err(refused) => return *refused,
     };
     if is_multipart(request.headers()) {
         let (parts, body) = request.into_parts();
@@ -152,14 +192,49 @@ async fn graphql(
     GraphQLResponse::from(state.service.execute(request).await).into_response()
 }
 
-/// The caller the router's signed identity header names.
-fn verify(state: &AppState, headers: &HeaderMap) -> Result<crate::Caller, IdentityError> {
+/// A WebSocket for subscriptions: the router signed the caller's identity on the upgrade request,
+/// and every operation on the socket runs as that caller.
+async fn websocket(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    request: axum::extract::Request,
+) -> Response {
+    let caller = match verify(&state, request.headers()) {
+        Ok(caller) => caller,
+        Err(refused) => return *refused,
+    };
+    let (mut parts, _body) = request.into_parts();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(status) => {
+            return (status, "ask for the graphql-transport-ws or graphql-ws subprotocol").into_response();
+        }
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let executor = Erased(state.service.clone());
+    upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        let mut data = Data::default();
+        data.insert(caller);
+        data.insert(request_id);
+        GraphQLWebSocket::new(socket, executor, protocol).with_data(data).serve()
+    })
+}
+
+/// The caller the router's signed identity header names, or the 401 that refuses the request.
+fn verify(state: &AppState, headers: &HeaderMap) -> Result<crate::Caller, Box<Response>> {
     let now = chrono::Utc::now().timestamp();
     headers
         .get(IDENTITY_HEADER)
         .ok_or(IdentityError::Missing)
         .and_then(|v| v.to_str().map_err(|_| IdentityError::Malformed))
         .and_then(|v| state.key.verify(v, now))
+        .map_err(|err| {
+            tracing::warn!(%err, "refused a request without a valid router identity");
+            Box::new(unauthenticated(&err))
+        })
 }
 
 fn unauthenticated(err: &IdentityError) -> Response {
