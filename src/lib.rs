@@ -14,6 +14,7 @@ use pyairtable_kit::authority::{HttpAuthority, TokenAudience};
 use pyairtable_kit::http::{ReadyCheck, serve};
 use pyairtable_kit::{Caller, Config, IdentityKey, Kit, Lifecycle, StopReason, Subgraph};
 use pyairtable_router::compose::{SubgraphSdl, compose};
+use pyairtable_router::subscription::SubscriptionOptions;
 use pyairtable_router::transport::SubgraphRequest;
 use pyairtable_router::transport::{HttpSubgraphs, TransportError};
 use pyairtable_router::upload::{HttpTarget, UploadTarget};
@@ -144,6 +145,7 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
 fn router_options(
     config: &Config,
     redis: Option<redis::aio::ConnectionManager>,
+    lifecycle: &Lifecycle,
 ) -> anyhow::Result<RouterOptions> {
     let federation = &config.federation;
     let trusted_documents = match &config.edge.trusted_documents {
@@ -170,6 +172,10 @@ fn router_options(
         edge: config.edge.clone(),
         redis: redis.map(SharedRedis),
         trusted_documents,
+        subscriptions: SubscriptionOptions {
+            lifecycle: Some(lifecycle.clone()),
+            ..SubscriptionOptions::default()
+        },
     })
 }
 
@@ -193,7 +199,7 @@ pub async fn build_serve(mut config: Config) -> anyhow::Result<Server> {
         .iter()
         .find_map(|s| s.authority.clone())
         .map(|authority| Arc::new(Authenticator::new(authority, TokenAudience::default())));
-    let options = router_options(&kit.config, kit.redis.clone())?;
+    let options = router_options(&kit.config, kit.redis.clone(), &kit.lifecycle)?;
     let gateway = Arc::new(Gateway::new(supergraph, transports, options.subgraphs.clone())?);
     let ready = kit.ready_check();
     let files = subgraphs.iter().find(|s| s.name == pyairtable_files::NAME);
@@ -291,13 +297,13 @@ pub async fn build_router(config: Config) -> anyhow::Result<Server> {
         None => None,
     };
     let ready = redis_ready(redis.clone());
-    let options = router_options(&config, redis)?;
+    let lifecycle = Lifecycle::new(config.shutdown_grace);
+    let options = router_options(&config, redis, &lifecycle)?;
     let gateway = Arc::new(Gateway::new(supergraph, connector, options.subgraphs.clone())?);
     if let (Some(path), Some(every)) = (&config.supergraph, config.federation.supergraph_poll) {
         gateway.watch(path.clone(), every);
     }
     let listener = bind(&config).await?;
-    let lifecycle = Lifecycle::new(config.shutdown_grace);
     let ready = unless_stopping(&lifecycle, ready);
     let app = match uploads {
         Some(target) => pyairtable_router::app_with_uploads(gateway, options, ready, authenticator, target),

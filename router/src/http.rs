@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pyairtable_kit::Caller;
@@ -23,6 +24,7 @@ use crate::pipeline::{GraphQLRequest, Outcome, Pipeline};
 use crate::ratelimit::RateStatus;
 use crate::reply::{JSON, Reply, is_json, response_media};
 use crate::response::{GraphQLError, Response as GraphQLResponse, code};
+use crate::subscription::{sse, ws};
 use crate::{limits, metrics};
 
 /// The router's shared state: the pipeline of the current supergraph.
@@ -31,6 +33,16 @@ pub type RouterState = Arc<Pipeline>;
 /// The client's address: the peer, or, when the peer is a trusted proxy (an ingress, a load
 /// balancer: `PYAIRTABLE_TRUSTED_PROXIES`), the last address it appended to `X-Forwarded-For`.
 pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+/// Fills in the client's address and user agent.
+pub(crate) fn identify(mut caller: Caller, pipeline: &Pipeline, peer: &Peer, headers: &HeaderMap) -> Caller {
+    caller.ip = client_ip(peer, headers, &pipeline.options().trusted_proxies);
+    caller.user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect());
+    caller
+}
 
 fn client_ip(peer: &Peer, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> Option<String> {
     let peer = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())?;
@@ -72,8 +84,27 @@ pub async fn post_graphql(
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
+    if sse::wanted(&headers) {
+        return stream(&pipeline, request, caller, &reply, (&peer, &headers), false).await;
+    }
     let exchange = run(&pipeline, request, &caller, &reply, (&peer, &headers), false).await;
     reply.exchange(exchange)
+}
+
+/// Answers with Server-Sent Events.
+async fn stream(
+    pipeline: &RouterState,
+    request: GraphQLRequest,
+    caller: Caller,
+    reply: &Reply<'_>,
+    (peer, headers): (&Peer, &HeaderMap),
+    get: bool,
+) -> Response {
+    let caller = identify(caller, pipeline, peer, headers);
+    let api_key = bearer(headers).filter(|token| token.starts_with("pat_"));
+    let propagated = crate::headers::select(headers, &pipeline.options().edge.propagate_headers);
+    let context = RequestContext { request_id: reply.request_id, get, api_key, propagated, stream: true };
+    sse::respond(pipeline, request, &caller, context, reply).await
 }
 
 /// A JSON array of operations: each runs on its own (concurrently; each draws on the rate
@@ -142,9 +173,31 @@ pub async fn get_graphql(
     State(pipeline): State<RouterState>,
     Extension(request_id): Extension<RequestId>,
     peer: Peer,
-    headers: HeaderMap,
-    Query(params): Query<GetParams>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    if ws::is_upgrade(&headers) {
+        parts.headers.clone_from(&headers);
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => upgrade,
+            Err(rejection) => return rejection.into_response(),
+        };
+        let client = ws::Client {
+            caller: identify(Caller::anonymous(), &pipeline, &peer, &headers),
+            authorization: headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            request_id: request_id.0,
+            propagated: crate::headers::select(&headers, &pipeline.options().edge.propagate_headers),
+        };
+        return ws::accept(pipeline, client, &headers, upgrade).await;
+    }
+    let params = match Query::<GetParams>::try_from_uri(&parts.uri) {
+        Ok(Query(params)) => params,
+        Err(rejection) => return rejection.into_response(),
+    };
     let reply = Reply { media: response_media(&headers), request_id: &request_id.0 };
     let no_operation = params.query.is_none() && params.extensions.is_none() && params.document_id.is_none();
     if no_operation && accepts_html(&headers) && pipeline.options().edge.graphiql {
@@ -172,6 +225,9 @@ pub async fn get_graphql(
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
+    if sse::wanted(&headers) {
+        return stream(&pipeline, request, caller, &reply, (&peer, &headers), true).await;
+    }
     let exchange = run(&pipeline, request, &caller, &reply, (&peer, &headers), true).await;
     reply.exchange(exchange)
 }
@@ -208,12 +264,7 @@ pub(crate) async fn admit(
     (peer, headers): (&Peer, &HeaderMap),
 ) -> Result<Caller, Response> {
     let reply = Reply { media: response_media(headers), request_id };
-    let mut caller = authenticate(pipeline, headers, &reply).await?;
-    caller.ip = client_ip(peer, headers, &pipeline.options().trusted_proxies);
-    caller.user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(200).collect());
+    let caller = identify(authenticate(pipeline, headers, &reply).await?, pipeline, peer, headers);
     let api_key = bearer(headers).filter(|token| token.starts_with("pat_"));
     let rate = pipeline.admit(&caller, api_key).await;
     if rate.allowed() {
@@ -233,17 +284,16 @@ async fn run(
     (peer, headers): (&Peer, &HeaderMap),
     get: bool,
 ) -> Exchange {
-    let mut caller = caller.clone();
-    caller.ip = client_ip(peer, headers, &pipeline.options().trusted_proxies);
-    caller.user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(200).collect());
+    let caller = identify(caller.clone(), pipeline, peer, headers);
     let api_key = bearer(headers).filter(|token| token.starts_with("pat_"));
     let propagated = crate::headers::select(headers, &pipeline.options().edge.propagate_headers);
-    let context = RequestContext { request_id: reply.request_id, get, api_key, propagated };
-    let Answer { outcome, rate } = pipeline.execute(request, &caller, context).await;
-    let legacy = reply.media == JSON;
+    let context = RequestContext { request_id: reply.request_id, get, api_key, propagated, stream: false };
+    exchange(pipeline.execute(request, &caller, context).await, reply.media == JSON)
+}
+
+/// The status of an answer: 4xx for refusals under the GraphQL-over-HTTP media type, 200 under
+/// the legacy one; 405 and 429 under either.
+pub(crate) fn exchange(Answer { outcome, rate }: Answer, legacy: bool) -> Exchange {
     let (status, body) = match outcome {
         Outcome::Executed(response) => (StatusCode::OK, response),
         Outcome::RequestError(response) => {

@@ -26,6 +26,7 @@ pub mod ratelimit;
 mod reply;
 pub mod response;
 mod schema;
+pub mod subscription;
 mod suggestions;
 pub mod supergraph;
 pub mod transport;

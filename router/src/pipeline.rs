@@ -69,6 +69,8 @@ pub struct RouterOptions {
     pub redis: Option<SharedRedis>,
     /// When set, only these documents run (loaded from `edge.trusted_documents`).
     pub trusted_documents: Option<Arc<TrustedDocuments>>,
+    /// WebSocket and Server-Sent Events settings, and the stop that closes them.
+    pub subscriptions: crate::subscription::SubscriptionOptions,
 }
 
 impl Default for RouterOptions {
@@ -81,6 +83,7 @@ impl Default for RouterOptions {
             edge: EdgeConfig::defaults(Environment::Development),
             redis: None,
             trusted_documents: None,
+            subscriptions: crate::subscription::SubscriptionOptions::default(),
         }
     }
 }
@@ -109,6 +112,19 @@ pub enum Outcome {
     RateLimited(Response),
 }
 
+impl Outcome {
+    /// The GraphQL response, whatever became of the request.
+    pub fn into_response(self) -> Response {
+        match self {
+            Self::Executed(r)
+            | Self::RequestError(r)
+            | Self::MethodNotAllowed(r)
+            | Self::Unauthenticated(r)
+            | Self::RateLimited(r) => r,
+        }
+    }
+}
+
 /// An operation, parsed, validated and planned once, then reused.
 pub(crate) struct Prepared {
     pub(crate) kind: OperationType,
@@ -121,7 +137,7 @@ pub(crate) struct Prepared {
     pub(crate) root_fields: Vec<String>,
     /// The operation's name in the document.
     pub(crate) name: Option<String>,
-    plan: Option<QueryPlan>,
+    pub(crate) plan: Option<QueryPlan>,
 }
 
 type Preparation = Result<Arc<Prepared>, Arc<Vec<GraphQLError>>>;
@@ -207,12 +223,8 @@ impl Pipeline {
             Value::Object(Map::new())
         };
         let execution = Execution::new(&active.fetchers, schema, variables, caller, request_id, data);
-        let mut state = execution.run(prepared.plan.as_ref().and_then(|p| p.node.as_ref())).await;
-        let root = schema.root_type(prepared.kind).unwrap_or("Query").to_owned();
-        let mut projection =
-            Projection { schema, variables, errors: &mut state.errors, failed_paths: &state.failed_paths };
-        let data = projection.project(&root, &state.data, &prepared.operation.selection_set);
-        Response { errors: state.errors, data: Some(data), extensions: Map::new() }
+        let state = execution.run(prepared.plan.as_ref().and_then(|p| p.node.as_ref())).await;
+        respond(active, prepared, variables, state)
     }
 
     /// The prepared operation, from the cache of the active supergraph's generation when there.
@@ -258,6 +270,22 @@ impl Pipeline {
         prepared.name = name;
         Ok(prepared)
     }
+}
+
+/// The client's response from what an execution built: projected on the operation, with null
+/// propagation and error paths.
+pub(crate) fn respond(
+    active: &Active,
+    prepared: &Prepared,
+    variables: &Map<String, Value>,
+    mut state: crate::execute::State,
+) -> Response {
+    let schema = &active.supergraph.schema;
+    let root = schema.root_type(prepared.kind).unwrap_or("Query").to_owned();
+    let mut projection =
+        Projection { schema, variables, errors: &mut state.errors, failed_paths: &state.failed_paths };
+    let data = projection.project(&root, &state.data, &prepared.operation.selection_set);
+    Response { errors: state.errors, data: Some(data), extensions: Map::new() }
 }
 
 fn plan(

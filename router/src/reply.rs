@@ -18,11 +18,8 @@ pub struct Reply<'a> {
 
 impl Reply<'_> {
     /// Marks every error with `extensions.requestId`, the id the logs carry.
-    pub fn tag(&self, mut body: GraphQLResponse) -> GraphQLResponse {
-        for error in &mut body.errors {
-            error.extensions.insert("requestId".into(), self.request_id.into());
-        }
-        body
+    pub fn tag(&self, body: GraphQLResponse) -> GraphQLResponse {
+        tag(body, self.request_id)
     }
 
     pub fn json(&self, status: StatusCode, body: &impl Serialize) -> Response {
@@ -68,4 +65,12 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = media_essence(content_type);
     essence == JSON || essence == GRAPHQL_RESPONSE_JSON
+}
+
+/// Marks every error of `body` with `extensions.requestId`, the id the logs carry.
+pub(crate) fn tag(mut body: GraphQLResponse, request_id: &str) -> GraphQLResponse {
+    for error in &mut body.errors {
+        error.extensions.insert("requestId".into(), request_id.into());
+    }
+    body
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -65,6 +67,8 @@ pub enum TransportError {
     Malformed(String),
     #[error("circuit open after repeated failures")]
     CircuitOpen,
+    #[error("does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl TransportError {
@@ -77,6 +81,7 @@ impl TransportError {
             Self::Status(status) => format!("answered HTTP {status}"),
             Self::Malformed(_) => "sent a malformed response".into(),
             Self::CircuitOpen => "is failing; requests to it are paused".into(),
+            Self::Unsupported(what) => format!("does not support {what}"),
         }
     }
 
@@ -86,7 +91,7 @@ impl TransportError {
         match self {
             Self::Unreachable(_) => true,
             Self::Status(status) => *status >= 500,
-            Self::Timeout(_) | Self::Malformed(_) | Self::CircuitOpen => false,
+            Self::Timeout(_) | Self::Malformed(_) | Self::CircuitOpen | Self::Unsupported(_) => false,
         }
     }
 
@@ -98,30 +103,53 @@ impl TransportError {
             Self::Status(_) => "http_error",
             Self::Malformed(_) => "malformed",
             Self::CircuitOpen => "circuit_open",
+            Self::Unsupported(_) => "unsupported",
         }
     }
 }
+
+/// A subgraph's events for one subscription, until it ends it (or fails).
+pub type EventStream = BoxStream<'static, Result<SubgraphResponse, TransportError>>;
 
 /// A way to send a GraphQL request to one subgraph.
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
     async fn fetch(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError>;
+
+    /// Opens a subscription: the stream yields each event the subgraph sends.
+    async fn subscribe(&self, _request: SubgraphRequest<'_>) -> Result<EventStream, TransportError> {
+        Err(TransportError::Unsupported("subscriptions"))
+    }
 }
 
 /// Calls a subgraph schema in this process.
 pub struct InProcess(pub Arc<dyn SubgraphService>);
 
+impl InProcess {
+    fn request(request: &SubgraphRequest<'_>) -> async_graphql::Request {
+        let variables = async_graphql::Variables::from_json(Value::Object(request.variables.clone()));
+        async_graphql::Request::new(request.query)
+            .variables(variables)
+            .data(request.caller.clone())
+            .data(RequestId(request.request_id.to_owned()))
+    }
+}
+
+fn in_process_response(response: &async_graphql::Response) -> Result<SubgraphResponse, TransportError> {
+    let json = serde_json::to_value(response).map_err(|e| TransportError::Malformed(e.to_string()))?;
+    SubgraphResponse::from_json(json)
+}
+
 #[async_trait::async_trait]
 impl Transport for InProcess {
     async fn fetch(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError> {
-        let variables = async_graphql::Variables::from_json(Value::Object(request.variables.clone()));
-        let gql = async_graphql::Request::new(request.query)
-            .variables(variables)
-            .data(request.caller.clone())
-            .data(RequestId(request.request_id.to_owned()));
-        let response = self.0.execute(gql).await;
-        let json = serde_json::to_value(&response).map_err(|e| TransportError::Malformed(e.to_string()))?;
-        SubgraphResponse::from_json(json)
+        let response = self.0.execute(Self::request(&request)).await;
+        in_process_response(&response)
+    }
+
+    async fn subscribe(&self, request: SubgraphRequest<'_>) -> Result<EventStream, TransportError> {
+        let events = self.0.execute_stream(Self::request(&request), None);
+        Ok(events.map(|response| in_process_response(&response)).boxed())
     }
 }
 
@@ -132,6 +160,8 @@ pub struct Http {
     url: http::Uri,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     key: Option<IdentityKey>,
+    /// TLS for `wss://` subscriptions, made at the first one.
+    tls: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
 }
 
 impl Http {
@@ -158,27 +188,37 @@ impl Http {
             .pool_max_idle_per_host(64)
             .http2_only(http2)
             .build(connector);
-        Ok(Self { url, client, key })
+        Ok(Self { url, client, key, tls: std::sync::OnceLock::new() })
+    }
+
+    /// The headers every request to the subgraph carries: the propagated client headers, the
+    /// request id, the signed identity and the trace context.
+    fn headers(&self, request: &SubgraphRequest<'_>) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in crate::headers::current().iter() {
+            headers.append(name.clone(), value.clone());
+        }
+        if let Ok(id) = http::HeaderValue::from_str(request.request_id) {
+            headers.insert(REQUEST_ID, id);
+        }
+        if let Some(key) = &self.key {
+            let signed = key.sign(request.caller, chrono::Utc::now().timestamp());
+            if let Ok(value) = http::HeaderValue::from_str(&signed) {
+                headers.insert(IDENTITY_HEADER, value);
+            }
+        }
+        pyairtable_kit::traces::inject_trace_context(&mut headers);
+        headers
     }
 
     async fn send(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError> {
         let body = serde_json::json!({ "query": request.query, "variables": request.variables });
-        let mut builder = http::Request::post(self.url.clone());
-        for (name, value) in crate::headers::current().iter() {
-            builder = builder.header(name, value);
-        }
-        builder = builder
+        let mut http_request = http::Request::post(self.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/graphql-response+json, application/json")
-            .header(REQUEST_ID, request.request_id);
-        if let Some(key) = &self.key {
-            builder =
-                builder.header(IDENTITY_HEADER, key.sign(request.caller, chrono::Utc::now().timestamp()));
-        }
-        let mut http_request = builder
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| TransportError::Unreachable(e.to_string()))?;
-        pyairtable_kit::traces::inject_trace_context(http_request.headers_mut());
+        http_request.headers_mut().extend(self.headers(&request));
         let response = self
             .client
             .request(http_request)
@@ -206,6 +246,24 @@ impl Http {
 impl Transport for Http {
     async fn fetch(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError> {
         self.send(request).await
+    }
+
+    /// A WebSocket to the subgraph's URL (`ws://` for `http://`, `wss://` for `https://`),
+    /// speaking `graphql-transport-ws`; one socket per subscription.
+    async fn subscribe(&self, request: SubgraphRequest<'_>) -> Result<EventStream, TransportError> {
+        let url = self.url.to_string();
+        let (url, secure) = match url.strip_prefix("https://") {
+            Some(rest) => (format!("wss://{rest}"), true),
+            None => (format!("ws://{}", url.trim_start_matches("http://")), false),
+        };
+        let tls = if secure {
+            let made = self.tls.get_or_init(|| crate::subscription::upstream::tls_config().map(Arc::new));
+            Some(made.clone().map_err(TransportError::Unreachable)?)
+        } else {
+            None
+        };
+        let headers = self.headers(&request);
+        crate::subscription::upstream::open(&url, headers, tls, request.query, request.variables).await
     }
 }
 

@@ -50,6 +50,12 @@ impl<'a> Execution<'a> {
         Self { fetchers, schema, variables, caller, request_id, state }
     }
 
+    /// Starts from `errors` already found (a subscription event's own errors).
+    pub fn with_errors(self, errors: Vec<GraphQLError>) -> Self {
+        self.lock().errors = errors;
+        self
+    }
+
     /// Runs `node` and returns what it built.
     pub async fn run(self, node: Option<&PlanNode>) -> State {
         if let Some(node) = node {

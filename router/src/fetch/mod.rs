@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use self::breaker::Breaker;
 use self::dedupe::{FetchResult, Inflight};
-use crate::transport::{SubgraphRequest, Transport, TransportError};
+use crate::transport::{EventStream, SubgraphRequest, Transport, TransportError};
 
 /// How the router treats subgraph fetches.
 #[derive(Debug, Clone)]
@@ -59,6 +59,17 @@ pub struct Fetch<'a> {
     pub idempotent: bool,
 }
 
+impl Fetch<'_> {
+    fn request(&self) -> SubgraphRequest<'_> {
+        SubgraphRequest {
+            query: self.query,
+            variables: &self.variables,
+            caller: self.caller,
+            request_id: self.request_id,
+        }
+    }
+}
+
 /// One subgraph as the executor sees it.
 pub struct Fetcher {
     name: String,
@@ -98,6 +109,37 @@ impl Fetcher {
         self.inflight.run(key, self.attempts(&fetch), joined).await
     }
 
+    /// Opens a subscription on the subgraph (through its circuit breaker; opening is bounded by
+    /// the subgraph's timeout, the events are not). Never retried nor shared.
+    pub async fn subscribe(&self, fetch: Fetch<'_>) -> Result<EventStream, TransportError> {
+        let result = match self.breaker.permit() {
+            None => Err(TransportError::CircuitOpen),
+            Some(permit) => {
+                let opening = self.transport.subscribe(fetch.request());
+                let result = tokio::time::timeout(self.timeout, opening)
+                    .await
+                    .unwrap_or(Err(TransportError::Timeout(self.timeout)));
+                match &result {
+                    // Only a subgraph that is down counts against its circuit.
+                    Err(err @ (TransportError::Unreachable(_) | TransportError::Timeout(_))) => {
+                        if permit.failure() {
+                            tracing::warn!(subgraph = %self.name, %err, "circuit opened after repeated failures");
+                        }
+                    }
+                    _ => permit.success(),
+                }
+                result
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(err) => err.outcome(),
+        };
+        let labels = [("subgraph", self.name.clone()), ("outcome", outcome.to_owned())];
+        metrics::counter!("router_subgraph_subscriptions_total", &labels).increment(1);
+        result
+    }
+
     /// The first attempt and the retries the policy allows.
     async fn attempts(&self, fetch: &Fetch<'_>) -> FetchResult {
         let retries = if fetch.idempotent { self.policy.retries } else { 0 };
@@ -122,13 +164,7 @@ impl Fetcher {
         let result = match self.breaker.permit() {
             None => Err(TransportError::CircuitOpen),
             Some(permit) => {
-                let request = SubgraphRequest {
-                    query: fetch.query,
-                    variables: &fetch.variables,
-                    caller: fetch.caller,
-                    request_id: fetch.request_id,
-                };
-                let result = tokio::time::timeout(self.timeout, self.transport.fetch(request))
+                let result = tokio::time::timeout(self.timeout, self.transport.fetch(fetch.request()))
                     .await
                     .unwrap_or(Err(TransportError::Timeout(self.timeout)));
                 match &result {

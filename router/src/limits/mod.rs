@@ -20,6 +20,8 @@ pub mod code {
     pub const MAX_BATCH_SIZE_EXCEEDED: &str = "MAX_BATCH_SIZE_EXCEEDED";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
     pub const COST_LIMIT_EXCEEDED: &str = "COST_LIMIT_EXCEEDED";
+    /// More operations at once on one WebSocket than the router allows.
+    pub const MAX_OPERATIONS_PER_CONNECTION: &str = "MAX_OPERATIONS_PER_CONNECTION";
 }
 
 /// Brackets may nest this deep (the parser recurses once per level).
