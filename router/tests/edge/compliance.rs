@@ -13,7 +13,8 @@ fn compliance_dir() -> PathBuf {
 }
 
 fn npm_ci(dir: &std::path::Path) {
-    if dir.join("node_modules/graphql-http").exists() && dir.join("node_modules/@apollo/client").exists() {
+    let packages = ["graphql-http", "@apollo/client", "graphql-ws", "ws"];
+    if packages.iter().all(|p| dir.join("node_modules").join(p).exists()) {
         return;
     }
     let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status();
