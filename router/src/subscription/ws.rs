@@ -156,6 +156,8 @@ struct Connection {
     client: Client,
     /// The caller, once `connection_init` was accepted.
     caller: Option<Caller>,
+    /// The credentials `connection_init` was accepted with (checked again at every keep-alive).
+    authorization: Option<String>,
     api_key: Option<String>,
     init_received: bool,
     /// Running operations by id, with a generation so a reused id is not confused with an old one.
@@ -212,6 +214,7 @@ impl Connection {
             protocol,
             client,
             caller: None,
+            authorization: None,
             api_key: None,
             init_received: false,
             operations: HashMap::new(),
@@ -254,9 +257,7 @@ impl Connection {
                     Some(Ok(_)) => Flow::Continue,
                 },
                 Some(event) = rx.recv() => self.on_event(event, &mut out).await,
-                _ = keepalive.tick(), if self.caller.is_some() => {
-                    if out.text(self.protocol.keepalive()).await { Flow::Continue } else { Flow::Gone }
-                }
+                _ = keepalive.tick(), if self.caller.is_some() => self.keepalive(&mut out).await,
             };
             match flow {
                 Flow::Continue => {}
@@ -353,11 +354,25 @@ impl Connection {
             .filter(|token| token.starts_with("pat_"))
             .map(str::to_owned);
         self.caller = Some(caller);
+        self.authorization = authorization;
         let mut acked = out.text(json!({ "type": "connection_ack" }).to_string()).await;
         if self.protocol == Protocol::Legacy {
             acked = acked && out.text(self.protocol.keepalive()).await;
         }
         if acked { Flow::Continue } else { Flow::Gone }
+    }
+
+    /// Pings the client, after checking that its credentials still hold: a socket whose token
+    /// expired or whose session was revoked (logged out, removed) is closed with 4403.
+    async fn keepalive(&mut self, out: &mut Writer) -> Flow {
+        let pipeline = self.pipeline.clone();
+        if let (Some(authenticator), Some(authorization)) = (pipeline.authenticator(), &self.authorization)
+            && let Err(err @ AuthError::InvalidToken(_)) =
+                authenticator.authenticate(Some(authorization)).await
+        {
+            return self.refuse(err, out).await;
+        }
+        if out.text(self.protocol.keepalive()).await { Flow::Continue } else { Flow::Gone }
     }
 
     async fn refuse(&mut self, err: AuthError, out: &mut Writer) -> Flow {

@@ -2,16 +2,16 @@
 //! references products and users, which the router resolves from the two other subgraphs for
 //! every event. Served in process or over HTTP and WebSocket with the kit's subgraph service.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::{
     Context, EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject, Subscription,
 };
 use futures::Stream;
-use pyairtable_kit::authority::{Authority, AuthorityError, TokenAudience};
+use pyairtable_kit::authority::{AccessClaims, Authority, AuthorityError, TokenAudience};
 use pyairtable_kit::http::ReadyCheck;
 use pyairtable_kit::subgraph::{Subgraph, federation_sdl, http_app};
 use pyairtable_kit::testing::{TestServer, spawn_app};
@@ -222,27 +222,43 @@ pub struct Users {
     pub bob: Uuid,
 }
 
-struct Keys(HashMap<String, Caller>);
+/// The auth service as the router sees it: API keys, one Ed25519 signing key for access tokens,
+/// and the sessions still live.
+struct Keys {
+    api_keys: HashMap<String, Caller>,
+    pkcs8: Vec<u8>,
+    public: Vec<u8>,
+    live: Mutex<HashSet<Uuid>>,
+}
 
 #[async_trait::async_trait]
 impl Authority for Keys {
     async fn jwks(&self) -> Result<serde_json::Value, AuthorityError> {
-        Ok(serde_json::json!({ "keys": [] }))
+        use base64::Engine;
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.public);
+        Ok(
+            serde_json::json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "k1", "x": x }] }),
+        )
     }
     async fn api_key(&self, token: &str) -> Result<Option<Caller>, AuthorityError> {
-        Ok(self.0.get(token).cloned())
+        Ok(self.api_keys.get(token).cloned())
     }
-    async fn session_live(&self, _: Uuid) -> Result<bool, AuthorityError> {
-        Ok(false)
+    async fn session_live(&self, session: Uuid) -> Result<bool, AuthorityError> {
+        Ok(self.live.lock().expect("lock").contains(&session))
     }
 }
 
-fn authenticator(users: &Users) -> Arc<Authenticator> {
-    let keys = [("pat_alice", users.alice), ("pat_bob", users.bob)]
+fn keys(users: &Users) -> Arc<Keys> {
+    use aws_lc_rs::signature::KeyPair;
+    let api_keys = [("pat_alice", users.alice), ("pat_bob", users.bob)]
         .into_iter()
         .map(|(key, id)| (key.to_owned(), Caller::user(id)))
         .collect();
-    Arc::new(Authenticator::new(Arc::new(Keys(keys)), TokenAudience::default()))
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("generate");
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("parse");
+    let public = pair.public_key().as_ref().to_vec();
+    Arc::new(Keys { api_keys, pkcs8: pkcs8.as_ref().to_vec(), public, live: Mutex::default() })
 }
 
 /// How the router reaches the subgraphs.
@@ -255,6 +271,7 @@ pub enum Mode {
 /// A router over the three subgraphs, the bus they publish on, and the users it knows.
 pub struct Graph {
     pub addr: SocketAddr,
+    keys: Arc<Keys>,
     pub bus: Bus,
     pub users: Users,
     pub lifecycle: Lifecycle,
@@ -307,9 +324,11 @@ impl Graph {
         };
         let gateway = Arc::new(gateway.expect("gateway"));
         let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-        let app = pyairtable_router::app_with(gateway, options, ready, Some(authenticator(&users)));
+        let keys = keys(&users);
+        let authenticator = Arc::new(Authenticator::new(keys.clone(), TokenAudience::default()));
+        let app = pyairtable_router::app_with(gateway, options, ready, Some(authenticator));
         let addr = serve(app, &lifecycle).await;
-        Self { addr, bus, users, lifecycle, _subgraphs: served }
+        Self { addr, keys, bus, users, lifecycle, _subgraphs: served }
     }
 
     pub fn ws_url(&self) -> String {
@@ -329,6 +348,33 @@ impl Graph {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the subgraph has {} streams open, not {n}", self.bus.listeners());
+    }
+
+    /// An access token of `user` for a new live session, and the session.
+    pub fn token(&self, user: Uuid) -> (String, Uuid) {
+        let session = Uuid::now_v7();
+        self.keys.live.lock().expect("lock").insert(session);
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: "pyairtable".into(),
+            aud: "pyairtable-api".into(),
+            sub: user,
+            tid: None,
+            sid: session,
+            exp: now + 600,
+            iat: now,
+            jti: Uuid::now_v7(),
+            scp: vec!["*".into()],
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some("k1".into());
+        let key = jsonwebtoken::EncodingKey::from_ed_der(&self.keys.pkcs8);
+        (jsonwebtoken::encode(&header, &claims, &key).expect("sign"), session)
+    }
+
+    /// Ends a session, as logging out does.
+    pub fn revoke(&self, session: Uuid) {
+        self.keys.live.lock().expect("lock").remove(&session);
     }
 
     pub fn review(&self, upc: &str, body: &str) {

@@ -305,6 +305,31 @@ async fn sse_refusals_are_ordinary_http_answers() {
 }
 
 #[tokio::test]
+async fn a_socket_whose_session_ends_is_closed_within_one_keepalive() {
+    let quick =
+        SubscriptionOptions { keepalive: Duration::from_millis(200), ..SubscriptionOptions::default() };
+    let graph = Graph::with(Mode::Http, quick).await;
+    let (token, session) = graph.token(graph.users.alice);
+    let mut client = Client::connect(&graph.ws_url(), TRANSPORT_WS).await;
+    client.init(json!({ "Authorization": format!("Bearer {token}") })).await;
+    client.subscribe("subscribe", "n", "subscription { myNotices }", json!({})).await;
+    graph.listening(1).await;
+    graph
+        .bus
+        .notices
+        .send(Notice { to: graph.users.alice, text: "while signed in".into() })
+        .expect("listener");
+    assert_eq!(client.message().await["payload"]["data"]["myNotices"], "while signed in");
+    // Still open across keep-alives while the session lives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    graph.bus.notices.send(Notice { to: graph.users.alice, text: "still".into() }).expect("listener");
+    assert_eq!(client.message().await["payload"]["data"]["myNotices"], "still");
+    graph.revoke(session);
+    assert_eq!(client.closed().await, (Some(4403), "Forbidden".into()), "logged out: no more events");
+    graph.listening(0).await;
+}
+
+#[tokio::test]
 async fn shutdown_closes_every_websocket_with_the_restart_code() {
     let graph = Graph::start(Mode::Http).await;
     let mut client = connected(&graph, TRANSPORT_WS, "pat_alice").await;
