@@ -21,6 +21,9 @@ resource Organization {
         "delete",               # delete (soft, with a grace period); see `restore` below
         "manage_members",       # change roles, remove members, resend and revoke invitations
         "transfer_ownership",
+        # Webhooks: members see endpoints and their delivery logs (not secrets or custom headers,
+        # which may hold credentials); owners and admins create, change, rotate, test and replay.
+        "read_webhooks", "manage_webhooks",
         # Invite or grant a role: only at or below one's own.
         "invite_guest", "invite_member", "invite_admin", "invite_owner",
         "grant_guest", "grant_member", "grant_admin", "grant_owner"
@@ -38,6 +41,7 @@ resource Organization {
     "create_workspace" if "member";
     "invite_guest" if "member";
     "invite_member" if "member";
+    "read_webhooks" if "member";
 
     "update" if "admin";
     "manage_members" if "admin";
@@ -45,6 +49,7 @@ resource Organization {
     "grant_guest" if "admin";
     "grant_member" if "admin";
     "grant_admin" if "admin";
+    "manage_webhooks" if "admin";
 
     "delete" if "owner";
     "transfer_ownership" if "owner";

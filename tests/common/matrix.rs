@@ -19,8 +19,29 @@ use super::{bearer, mailed_token, sign_up};
 /// Organization roles, highest first, and what each may do (cumulative upwards).
 const ORG_ACTIONS: [(&str, &[&str]); 4] = [
     ("OWNER", &["delete", "transfer_ownership", "invite_owner", "grant_owner"]),
-    ("ADMIN", &["update", "manage_members", "invite_admin", "grant_guest", "grant_member", "grant_admin"]),
-    ("MEMBER", &["read_members", "read_invitations", "create_workspace", "invite_guest", "invite_member"]),
+    (
+        "ADMIN",
+        &[
+            "update",
+            "manage_members",
+            "invite_admin",
+            "grant_guest",
+            "grant_member",
+            "grant_admin",
+            "manage_webhooks",
+        ],
+    ),
+    (
+        "MEMBER",
+        &[
+            "read_members",
+            "read_invitations",
+            "create_workspace",
+            "invite_guest",
+            "invite_member",
+            "read_webhooks",
+        ],
+    ),
     ("GUEST", &["read", "leave"]),
 ];
 

@@ -142,6 +142,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_FILES_QUOTA", "bytes each organization may store (default 10GiB)"),
     ("PYAIRTABLE_FILES_URL_TTL_SECONDS", "lifetime of signed upload and download URLs (default 900)"),
     (
+        "PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK",
+        "deliver webhooks to loopback addresses (development and tests only; refused in production)",
+    ),
+    (
         "PYAIRTABLE_SHUTDOWN_GRACE_SECONDS",
         "on SIGTERM/SIGINT: how long in-flight requests and background work may take to finish (default 20)",
     ),
@@ -243,6 +247,8 @@ pub struct Config {
     pub federation: FederationConfig,
     /// Files: the object store and the limits.
     pub files: FilesConfig,
+    /// Webhooks may be delivered to loopback addresses (never in production).
+    pub webhooks_allow_loopback: bool,
     /// How long the shutdown may take to drain requests and finish background work.
     pub shutdown_grace: std::time::Duration,
     /// Where spans are exported over OTLP/HTTP (`.../v1/traces`), when configured.
@@ -262,6 +268,7 @@ impl Config {
         let data_dir = env.string("PYAIRTABLE_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
         Ok(Self {
             files: files::files_config(&env, &data_dir)?,
+            webhooks_allow_loopback: webhooks_allow_loopback(&env, edge.environment)?,
             database_url: env.string("DATABASE_URL").map(Secret),
             redis_url: env.string("REDIS_URL").map(Secret),
             smtp_url: env.smtp_url("SMTP_URL")?,
@@ -305,6 +312,17 @@ impl Config {
             )
         })
     }
+}
+
+/// PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK, refused in production (an endpoint could reach the
+/// platform's own services).
+fn webhooks_allow_loopback(env: &Env, environment: Environment) -> Result<bool, ConfigError> {
+    const NAME: &str = "PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK";
+    let allow = env.boolean(NAME)?.unwrap_or(false);
+    if allow && environment == Environment::Production {
+        return Err(ConfigError::new(NAME, "refused in production (PYAIRTABLE_ENV=production)"));
+    }
+    Ok(allow)
 }
 
 /// The OTLP/HTTP traces URL from the standard OpenTelemetry variables, checked.
@@ -559,6 +577,7 @@ mod tests {
             ("PYAIRTABLE_INTERNAL_SECRET", "short"),
             ("PYAIRTABLE_SUBGRAPHS", "users=ftp://x"),
             ("PYAIRTABLE_SHUTDOWN_GRACE_SECONDS", "-1"),
+            ("PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK", "perhaps"),
         ];
         for (name, value) in cases {
             let err = Config::from_vars(vars(&[(name, value)])).expect_err(name);
@@ -635,6 +654,15 @@ mod tests {
         ] {
             assert_eq!(endpoint(&[(name, value)]).expect_err(value).variable, name);
         }
+    }
+
+    #[test]
+    fn webhooks_reach_loopback_only_outside_production() {
+        let on = [("PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK", "true")];
+        assert!(Config::from_vars(vars(&on)).expect("development").webhooks_allow_loopback);
+        assert!(!Config::from_vars(vars(&[])).expect("default").webhooks_allow_loopback);
+        let err = Config::from_vars(vars(&[on[0], ("PYAIRTABLE_ENV", "production")])).expect_err("prod");
+        assert_eq!(err.variable, "PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK");
     }
 
     #[test]

@@ -207,6 +207,9 @@ mod tests {
         assert!(allows(&member, "upload_files", &on_ws) && allows(&member, "delete_own_files", &on_ws));
         assert!(!allows(&member, "delete_files", &on_ws) && !allows(&member, "manage_files", &on_ws));
         assert!(allows(&admin, "manage_files", &on_ws));
+        // Webhooks: members read endpoints and delivery logs; admins manage endpoints.
+        assert!(allows(&member, "read_webhooks", &on_org) && !allows(&member, "manage_webhooks", &on_org));
+        assert!(allows(&admin, "manage_webhooks", &on_org));
         let viewer = person(me, &[binding(org, "guest"), binding(ws, "viewer")], &[org]);
         assert!(allows(&viewer, "read_files", &on_ws) && !allows(&viewer, "upload_files", &on_ws));
         let other_ws = live(Resource::Workspace { id: Uuid::now_v7(), organization_id: org });
