@@ -135,7 +135,7 @@ def main():
     dockerfile()
     compose(compose_json, subgraphs)
     kubernetes(k8s, subgraphs)
-    kubernetes(extra, sorted(subgraphs + ["webhooks"]))
+    kubernetes(extra, sorted(subgraphs + ["reports"]))
     dashboard()
     for failure in failures:
         print(f"FAIL {failure}", file=sys.stderr)

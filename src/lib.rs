@@ -69,6 +69,11 @@ pub const SUBGRAPHS: &[SubgraphEntry] = &[
         build: pyairtable_files::subgraph,
         sdl: pyairtable_files::sdl,
     },
+    SubgraphEntry {
+        name: pyairtable_webhooks::NAME,
+        build: pyairtable_webhooks::subgraph,
+        sdl: pyairtable_webhooks::sdl,
+    },
 ];
 
 /// A bound, not yet running server.
