@@ -16,13 +16,15 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A receiver that takes `delay` per request and records each request's `webhook-id`.
-async fn receiver(delay: Duration) -> (TestServer, Arc<Mutex<Vec<String>>>) {
+/// A receiver that takes `delay` per request and records each request's `webhook-id` (in
+/// `arrived` as soon as it arrives, in the returned log once answered).
+async fn receiver_with(delay: Duration, arrived: Arc<Mutex<usize>>) -> (TestServer, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
     let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
-        let log = log.clone();
+        let (log, arrived) = (log.clone(), arrived.clone());
         async move {
+            *arrived.lock().expect("arrived") += 1;
             tokio::time::sleep(delay).await;
             let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
             log.lock().expect("log").push(id.to_owned());
@@ -30,6 +32,10 @@ async fn receiver(delay: Duration) -> (TestServer, Arc<Mutex<Vec<String>>>) {
         }
     });
     (spawn_app(app).await, seen)
+}
+
+async fn receiver(delay: Duration) -> (TestServer, Arc<Mutex<Vec<String>>>) {
+    receiver_with(delay, Arc::default()).await
 }
 
 /// An organization with one endpoint at `url`, and `n` events for it in the outbox.
@@ -145,4 +151,20 @@ async fn two_worker_processes_share_the_queue_without_losing_a_message() {
     assert_eq!((ids.len(), distinct.len()), (N, N), "each message sent once: the claims never overlap");
     assert_eq!(log(&db.pool).await, (N as i64, N as i64, 0, N as i64));
     assert!(one.terminate().await.success() && two.terminate().await.success());
+}
+
+#[tokio::test]
+async fn on_sigterm_the_attempt_in_hand_finishes_and_is_logged() {
+    let db = test_database().await;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let arrived: Arc<Mutex<usize>> = Arc::default();
+    let (server, seen) = receiver_with(Duration::from_secs(2), arrived.clone()).await;
+    let process = start(&webhooks_env(&db, data_dir.path())).await;
+    seed(&db.pool, &format!("http://{}/hook", server.addr), 1).await;
+    wait_until("the attempt", Duration::from_secs(30), || *arrived.lock().expect("arrived") == 1).await;
+    process.send_sigterm();
+    let mut process = process;
+    assert!(process.wait().await.success(), "clean exit on SIGTERM");
+    assert_eq!(seen.lock().expect("log").len(), 1, "the receiver answered before the process exited");
+    assert_eq!(log(&db.pool).await, (1, 1, 0, 1), "the attempt in hand was finished and logged");
 }

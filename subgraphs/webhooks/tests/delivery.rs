@@ -212,3 +212,66 @@ async fn one_message_or_everything_since_a_time_is_replayed() {
         messages(&log).iter().map(|m| m["attempts"]["totalCount"].as_i64().unwrap_or(0)).sum();
     assert_eq!(attempts, 7, "every attempt is in the log");
 }
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_redirects_are_not_followed() {
+    let harness = harness().await;
+    let ada = Uuid::now_v7();
+    let org = organization(&harness, ada).await;
+    let client = harness.client(&Caller::user(ada));
+    let receiver = Receiver::start(&[429, 302]).await;
+    let (id, _) = endpoint(&client, org, &receiver.url, &[]).await;
+    let test = "mutation($id: ID!) { sendTestWebhook(endpointId: $id) { succeeded responseStatus } }";
+    let attempt = client.data(test, json!({ "id": id })).await["sendTestWebhook"].clone();
+    assert_eq!((&attempt["succeeded"], &attempt["responseStatus"]), (&json!(false), &json!(429)));
+    // The schedule says 5 s ± 20 %; the 429's Retry-After says 7 s.
+    let got = receiver.wait_for(2, Duration::from_secs(30)).await;
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_secs(7) && gap < Duration::from_secs(10), "Retry-After honoured: {gap:?}");
+    let log = eventually(&client, MESSAGES, json!({ "id": id }), Duration::from_secs(10), |d| {
+        messages(d).first().is_some_and(|m| m["attemptCount"] == 2)
+    })
+    .await;
+    let message = &messages(&log)[0];
+    assert_eq!((&message["eventType"], &message["status"]), (&json!("webhook.test"), &json!("PENDING")));
+    let redirect = &message["attempts"]["edges"][1]["node"];
+    assert_eq!((&redirect["succeeded"], &redirect["responseStatus"]), (&json!(false), &json!(302)));
+    let error = redirect["error"].as_str().unwrap_or_default();
+    assert!(error.contains("redirect (302 Found) not followed"), "{error}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.count(), 2, "the redirect was not followed");
+}
+
+#[tokio::test]
+async fn an_event_makes_its_messages_once_and_rows_need_their_tenant_scope() {
+    let harness = harness().await;
+    let ada = Uuid::now_v7();
+    let org = organization(&harness, ada).await;
+    let client = harness.client(&Caller::user(ada));
+    let receiver = Receiver::start(&[]).await;
+    let (id, _) = endpoint(&client, org, &receiver.url, &[]).await;
+    workspace_created(&harness, org, "Once").await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let owner = PgPool::connect(harness.db.url()).await.expect("owner pool");
+    // Replaying the outbox from the start (a cursor lost) makes no second message, and nothing
+    // of what happened before the endpoint existed.
+    sqlx::query("update kit.event_cursors set position = 0 where consumer = 'webhooks.fanout'")
+        .execute(&owner)
+        .await
+        .expect("rewind the cursor");
+    harness.publish("member.invited", json!({ "organization_id": org, "email": "x@example.com" })).await;
+    receiver.wait_for(2, Duration::from_secs(20)).await;
+    let log = client.data(MESSAGES, json!({ "id": id })).await;
+    assert_eq!(log["webhookEndpoint"]["messages"]["totalCount"], 2, "{log}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 2);
+    // Row-level security: the services' role sees nothing without a tenant scope.
+    let mut tx = owner.begin().await.expect("begin");
+    sqlx::query("set local role pyairtable_app").execute(&mut *tx).await.expect("become the app role");
+    for table in ["endpoints", "messages", "queue", "attempts"] {
+        let sql = format!("select count(*) from webhooks.{table}");
+        let seen: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *tx).await.expect("count");
+        assert_eq!(seen, 0, "webhooks.{table} without a scope");
+    }
+}

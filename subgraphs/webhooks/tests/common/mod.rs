@@ -60,7 +60,8 @@ pub struct Received {
     pub at: Instant,
 }
 
-/// A receiving server: records every request and answers with the scripted statuses, then 200.
+/// A receiving server: records every request and answers with the scripted statuses, then 200
+/// (a 3xx with `location: /elsewhere`, a 429 with `retry-after: 7`).
 #[derive(Clone)]
 pub struct Receiver {
     pub received: Arc<Mutex<Vec<Received>>>,
@@ -82,7 +83,14 @@ impl Receiver {
                     .collect();
                 log.lock().expect("log").push(Received { headers, body, at: Instant::now() });
                 let status = answers.lock().expect("script").pop_front().unwrap_or(200);
-                (StatusCode::from_u16(status).expect("a status"), format!("answered {status}"))
+                let mut headers = HeaderMap::new();
+                if (300..400).contains(&status) {
+                    headers.insert("location", "/elsewhere".parse().expect("value"));
+                }
+                if status == 429 {
+                    headers.insert("retry-after", "7".parse().expect("value"));
+                }
+                (StatusCode::from_u16(status).expect("a status"), headers, format!("answered {status}"))
             }
         });
         let server = spawn_app(app).await;
