@@ -2,6 +2,7 @@
 
 pub mod authority;
 pub mod authz;
+pub mod bus;
 pub mod config;
 pub mod connection;
 pub mod db;
