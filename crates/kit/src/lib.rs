@@ -17,6 +17,7 @@ pub mod internal;
 pub mod kit;
 pub mod lifecycle;
 pub mod mail;
+pub mod objects;
 pub mod pg;
 pub mod secrets;
 pub mod subgraph;
