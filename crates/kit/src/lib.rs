@@ -7,6 +7,7 @@ pub mod connection;
 pub mod db;
 pub mod doctor;
 mod doctor_db;
+mod doctor_store;
 pub mod error;
 pub mod events;
 mod gauges;
