@@ -55,6 +55,12 @@ def compose(path, subgraphs):
             check(depends.get("permissions", {}).get("condition") == "service_healthy",
                   f"compose: {name} starts after permissions")
         check(service.get("read_only") and "ALL" in service.get("cap_drop", []), f"compose: {name} hardened")
+    store = ours.get("files", {})
+    if "s3://" in str(store.get("environment", {}).get("PYAIRTABLE_OBJECT_STORE_URL", "")):
+        depends = store.get("depends_on", {})
+        check(depends.get("minio", {}).get("condition") == "service_healthy"
+              and depends.get("minio-bucket", {}).get("condition") == "service_completed_successfully",
+              "compose: files waits for MinIO and for minio-bucket to create its bucket")
     router = ours.get("router", {})
     check(sorted(d for d in router.get("depends_on", {}) if d in subgraphs) == subgraphs,
           "compose: the router waits for every subgraph")
@@ -101,6 +107,11 @@ def kubernetes(path, subgraphs):
     for job in jobs.values():
         container_rules("Job", job["metadata"]["name"], job["spec"]["template"]["spec"])
     network_policies(by_kind.get("NetworkPolicy", {}), subgraphs)
+    if "pyairtable-files" in deployments:
+        files_env = {e["name"]: e.get("value") for e in
+                     deployments["pyairtable-files"]["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        check(str(files_env.get("PYAIRTABLE_OBJECT_STORE_URL", "")).startswith("s3://"),
+              f"{path}: files keeps its bytes in S3 (its pods share no folder)")
     router_env = {e["name"]: e.get("value") for e in deployments["pyairtable-router"]["spec"]["template"]["spec"]["containers"][0].get("env", [])}
     named = sorted(p.split("=")[0] for p in router_env.get("PYAIRTABLE_SUBGRAPHS", "").split(","))
     check(named == sorted(subgraphs), f"the router knows every subgraph: {named}")

@@ -16,6 +16,9 @@ async fn router_and_subgraphs_as_separate_services() {
 
     organization_scenario(&t.router.graphql(), data_dir.path()).await;
     identity_scenario(&t.router.graphql(), data_dir.path()).await;
+    let (_, token, _) = common::sign_up(&t.router.graphql(), "wanda@example.com", "Wanda").await;
+    let ws_url = format!("{}/graphql", t.router.base_url.replacen("http://", "ws://", 1));
+    common::websocket::websocket_scenario(&ws_url, &token, "Wanda").await;
 
     // Subgraphs answer only the router: a direct call without its signed identity is refused.
     let (status, body) = t

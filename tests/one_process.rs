@@ -35,6 +35,15 @@ async fn cross_subgraph_queries_join_through_the_router() {
 }
 
 #[tokio::test]
+async fn graphql_over_websocket_reaches_every_subgraph() {
+    let s = start().await;
+    let (_, token, _) = sign_up(&s.client, "wanda@example.com", "Wanda").await;
+    let url = format!("ws://{}/graphql", s.server.addr);
+    common::websocket::websocket_scenario(&url, &token, "Wanda").await;
+    s.server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn sign_up_verify_log_in_refresh_log_out() {
     let s = start().await;
     identity_scenario(&s.client, s.data_dir.path()).await;

@@ -3,7 +3,11 @@
 //! mutation of the tenants, workspaces, permissions and users subgraphs tried by every one of
 //! them against both tenants. Across the tenant boundary everything is refused with NOT_FOUND or
 //! null (never FORBIDDEN, which would tell that the thing exists, and never data); inside a
-//! tenant every role gets exactly what the table below says, no more, no less.
+//! tenant every role gets exactly what the table below says, no more, no less. The operations
+//! about the caller themself (`me`, `updateMyProfile`, another person's `organizations` and
+//! `workspaces`, `createOrganization`, `acceptInvitation`) are in [`own`]; their two refusals
+//! that are not NOT_FOUND say nothing of another tenant either (a taken slug is CONFLICT for
+//! everyone; every unusable invitation token is the same BAD_USER_INPUT).
 //!
 //! The table is written here from the product's rules, not read from `policy.polar`: the test
 //! checks the policy as much as the services that ask it.
@@ -15,6 +19,8 @@ use pyairtable_kit::testing::GraphQLClient;
 use serde_json::{Value, json};
 
 use super::{bearer, mailed_token, sign_up};
+
+mod own;
 
 /// Organization roles, highest first, and what each may do (cumulative upwards).
 const ORG_ACTIONS: [(&str, &[&str]); 4] = [
@@ -228,14 +234,19 @@ async fn tenant(router: &GraphQLClient, data_dir: &Path, index: usize) -> Tenant
 pub async fn isolation_matrix(router: &GraphQLClient, data_dir: &Path) {
     let tenants = [tenant(router, data_dir, 0).await, tenant(router, data_dir, 1).await];
     for actor in tenants.iter().flat_map(|t| &t.actors) {
+        own::me(actor, &tenants).await;
         for (index, tenant) in tenants.iter().enumerate() {
             reads(actor, tenant, index).await;
+            own::lists_of_others(actor, tenant, index).await;
             writes(actor, tenant, index).await;
         }
+        own::profile(actor, &tenants).await;
     }
     for (index, tenant) in tenants.iter().enumerate() {
         people(&tenants, tenant, index).await;
     }
+    own::create_organization(&tenants).await;
+    own::accept_invitation(&tenants).await;
     for (index, tenant) in tenants.iter().enumerate() {
         endings(&tenants, tenant, index).await;
     }

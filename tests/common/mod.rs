@@ -16,6 +16,7 @@ use tokio::process::{Child, Command};
 
 pub mod matrix;
 pub mod topology;
+pub mod websocket;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_pyairtable");

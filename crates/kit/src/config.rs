@@ -13,7 +13,7 @@ use std::str::FromStr;
 mod edge;
 mod federation;
 
-pub use edge::{Cors, EdgeConfig, Environment, Origins, QueryLimits, Quota, RateLimits};
+pub use edge::{Cors, EdgeConfig, Environment, Origins, QueryLimits, Quota, RateLimits, WebSocketLimits};
 pub use federation::FederationConfig;
 mod files;
 pub use files::{FilesConfig, MAX_FILE_SIZE, ObjectStoreConfig};
@@ -81,6 +81,20 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_MAX_BATCH_SIZE", "operations in one JSON array request; 1 refuses arrays (default 10)"),
     ("PYAIRTABLE_MAX_COST", "estimated cost of one operation (default 10000)"),
     ("PYAIRTABLE_COST_LIST_SIZE", "assumed size of a list without first/last or @listSize (default 10)"),
+    (
+        "PYAIRTABLE_WS_INIT_TIMEOUT_MS",
+        "router: wait for a WebSocket's connection_init, then 4408 (default 3000)",
+    ),
+    (
+        "PYAIRTABLE_WS_KEEPALIVE_MS",
+        "router: ping and re-check credentials of idle sockets and streams (default 12000)",
+    ),
+    ("PYAIRTABLE_WS_MAX_OPERATIONS", "router: operations at once on one WebSocket (default 100)"),
+    ("PYAIRTABLE_WS_BUFFER", "router: messages queued for one slow client (default 32)"),
+    (
+        "PYAIRTABLE_WS_WRITE_TIMEOUT_MS",
+        "router: a client not taking a message this long is cut (default 10000)",
+    ),
     (
         "PYAIRTABLE_CORS_ORIGINS",
         "allowed origins: comma list, *, localhost or none (default by PYAIRTABLE_ENV)",

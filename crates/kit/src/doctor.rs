@@ -58,6 +58,7 @@ pub async fn run(vars: impl IntoIterator<Item = (String, String)>) -> Vec<Check>
     checks.extend(crate::doctor_db::postgresql(&config).await);
     checks.push(redis(&config).await);
     checks.push(storage(&config).await);
+    checks.push(crate::doctor_store::object_store(&config).await);
     checks.push(smtp(&config).await);
     if set("PYAIRTABLE_PERMISSIONS_URL") {
         checks.push(service("permissions", &config.permissions_url).await);
@@ -148,7 +149,8 @@ fn redis_version(place: &str, info: &str) -> Check {
     Check::new("redis", Status::Ok, format!("{place} answers PING (Redis {version})"))
 }
 
-/// The data folder (outbox, private cluster, local files) must be writable.
+/// The data folder (outbox, private cluster, local files by default) must be writable; the
+/// object store has its own check (`doctor_store`).
 async fn storage(config: &Config) -> Check {
     let dir = config.data_dir.clone();
     let probe = dir.join(format!(".doctor-{}", uuid::Uuid::now_v7()));
@@ -161,7 +163,7 @@ async fn storage(config: &Config) -> Check {
         Ok(()) => Check::new(
             "storage",
             Status::Ok,
-            format!("{} is writable (no object store is configured: files stay local)", dir.display()),
+            format!("data dir {} is writable (PYAIRTABLE_DATA_DIR)", dir.display()),
         ),
         Err(err) => Check::new(
             "storage",

@@ -26,6 +26,8 @@ pub struct Kit {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: Option<redis::aio::ConnectionManager>,
+    /// Live messages for subscriptions: in process, or through Redis when configured.
+    pub bus: Arc<crate::bus::Bus>,
     /// Outgoing email: SMTP when configured, else the outbox folder.
     pub mailer: Arc<dyn Mailer>,
     /// The stop signal and the background tasks of this process (see [`crate::lifecycle`]).
@@ -50,16 +52,21 @@ impl Kit {
             }
         };
         let kit = match Self::connect(config, options, embedded.is_some()).await {
-            Ok((config, db, redis)) => Self {
-                lifecycle: Lifecycle::new(config.shutdown_grace),
-                config,
-                db,
-                redis,
-                mailer,
-                consumers: Arc::default(),
-                embedded: Mutex::new(embedded),
-                authorizer: OnceLock::new(),
-            },
+            Ok((config, db, redis)) => {
+                let lifecycle = Lifecycle::new(config.shutdown_grace);
+                let bus = bus(&config, redis.as_ref(), &lifecycle)?;
+                Self {
+                    lifecycle,
+                    bus,
+                    config,
+                    db,
+                    redis,
+                    mailer,
+                    consumers: Arc::default(),
+                    embedded: Mutex::new(embedded),
+                    authorizer: OnceLock::new(),
+                }
+            }
             Err(err) => {
                 if let Some(pg) = embedded {
                     let _ = pg.stop().await;
@@ -173,6 +180,22 @@ async fn ensure_database(options: PgConnectOptions, name: &str) -> anyhow::Resul
 }
 
 /// Connects to Redis, naming `REDIS_URL` when it is malformed or does not answer.
+/// The bus: through Redis when `REDIS_URL` is set (channels under the edge's Redis prefix), else in
+/// process.
+fn bus(
+    config: &Config,
+    redis: Option<&redis::aio::ConnectionManager>,
+    lifecycle: &Lifecycle,
+) -> anyhow::Result<Arc<crate::bus::Bus>> {
+    let (Some(url), Some(connection)) = (&config.redis_url, redis) else {
+        return Ok(Arc::new(crate::bus::Bus::in_process()));
+    };
+    let client = redis::Client::open(url.expose())
+        .map_err(|e| ConfigError::new("REDIS_URL", format!("not a Redis URL: {e}")))?;
+    let prefix = &config.edge.redis_prefix;
+    Ok(Arc::new(crate::bus::Bus::redis(client, connection.clone(), prefix, lifecycle)))
+}
+
 pub async fn connect_redis(url: &Secret) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(url.expose())
         .map_err(|e| ConfigError::new("REDIS_URL", format!("not a Redis URL: {e}")))?;

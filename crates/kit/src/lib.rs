@@ -2,11 +2,13 @@
 
 pub mod authority;
 pub mod authz;
+pub mod bus;
 pub mod config;
 pub mod connection;
 pub mod db;
 pub mod doctor;
 mod doctor_db;
+mod doctor_store;
 pub mod error;
 pub mod events;
 mod gauges;
@@ -17,6 +19,7 @@ pub mod internal;
 pub mod kit;
 pub mod lifecycle;
 pub mod mail;
+pub mod objects;
 pub mod pg;
 pub mod secrets;
 pub mod subgraph;

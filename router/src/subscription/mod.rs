@@ -46,13 +46,21 @@ pub struct SubscriptionOptions {
 
 impl Default for SubscriptionOptions {
     fn default() -> Self {
+        let limits = pyairtable_kit::config::WebSocketLimits::default();
+        Self { lifecycle: None, ..Self::from_limits(&limits, &Lifecycle::new(Duration::ZERO)) }
+    }
+}
+
+impl SubscriptionOptions {
+    /// The configured limits (`PYAIRTABLE_WS_*`), closing on `lifecycle`'s stop.
+    pub fn from_limits(limits: &pyairtable_kit::config::WebSocketLimits, lifecycle: &Lifecycle) -> Self {
         Self {
-            init_timeout: Duration::from_secs(3),
-            keepalive: Duration::from_secs(12),
-            max_per_connection: 100,
-            buffer: 32,
-            write_timeout: Duration::from_secs(10),
-            lifecycle: None,
+            init_timeout: limits.init_timeout,
+            keepalive: limits.keepalive,
+            max_per_connection: limits.max_operations as usize,
+            buffer: limits.buffer as usize,
+            write_timeout: limits.write_timeout,
+            lifecycle: Some(lifecycle.clone()),
         }
     }
 }

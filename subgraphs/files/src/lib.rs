@@ -8,6 +8,7 @@ mod events;
 mod intake;
 mod loaders;
 mod multipart;
+mod presign;
 mod routes;
 mod schema;
 mod service;

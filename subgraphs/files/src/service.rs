@@ -134,12 +134,13 @@ impl Files {
         self.check_declared(tenant, workspace, &claim.content_type).await?;
         let expires_at = self.expires_at();
         let row = self.reserve(caller, (tenant, workspace), &claim, "pending", expires_at).await?;
-        let url =
-            match self.0.storage.presigned_put(&self.0.storage.staging(tenant, row.id), self.ttl()).await {
-                Ok(Some(url)) => url,
-                Ok(None) => self.own_url(Purpose::Upload, &row, expires_at, "upload").await?,
-                Err(err) => return Err(Error::internal(err)),
-            };
+        let staging = self.0.storage.staging(tenant, row.id);
+        let size = u64::try_from(row.size).unwrap_or_default();
+        let url = match self.0.storage.presigned_put(&staging, self.ttl(), size).await {
+            Ok(Some(url)) => url,
+            Ok(None) => self.own_url(Purpose::Upload, &row, expires_at, "upload").await?,
+            Err(err) => return Err(Error::internal(err)),
+        };
         Ok((row, Ticket { url, expires_at }))
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
@@ -85,16 +85,10 @@ impl Storage {
                 Ok(Self { store: Arc::new(local), s3: None, prefix: String::new() })
             }
             ObjectStoreConfig::S3 { bucket, prefix, options } => {
-                let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
-                for (name, value) in options {
-                    // Keys object_store does not know (AWS_PROFILE, ...) are not for it.
-                    if let Ok(key) = name.to_ascii_lowercase().parse() {
-                        builder = builder.with_config(key, value.expose());
-                    }
-                }
-                let s3 = Arc::new(
-                    builder.build().map_err(|e| anyhow::anyhow!("PYAIRTABLE_OBJECT_STORE_URL: S3: {e}"))?,
-                );
+                let s3 = pyairtable_kit::objects::s3_builder(bucket, options)
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("PYAIRTABLE_OBJECT_STORE_URL: S3: {e}"))?;
+                let s3 = Arc::new(s3);
                 Ok(Self { store: s3.clone(), s3: Some(s3), prefix: prefix.clone() })
             }
         }
@@ -203,11 +197,25 @@ impl Storage {
         }
     }
 
-    /// S3: a URL that accepts a PUT into `path` (the staging key: what arrives there is checked
-    /// on its way to the file's own key).
-    pub async fn presigned_put(&self, path: &Path, ttl: Duration) -> object_store::Result<Option<String>> {
+    /// S3: a URL that accepts one PUT of exactly `size` bytes into `path` (the staging key: what
+    /// arrives there is checked on its way to the file's own key). `Content-Length` is a signed
+    /// header, so S3 refuses a PUT of any other length (`SignatureDoesNotMatch`); completeUpload
+    /// still compares the staged size, for servers that do not check signatures.
+    pub async fn presigned_put(
+        &self,
+        path: &Path,
+        ttl: Duration,
+        size: u64,
+    ) -> object_store::Result<Option<String>> {
         let Some(s3) = &self.s3 else { return Ok(None) };
-        Ok(Some(s3.signed_url(http::Method::PUT, path, ttl).await?.to_string()))
+        let credential = s3.credentials().get_credential().await?;
+        let url = s3.signed_url(http::Method::PUT, path, ttl).await?;
+        let bound = crate::presign::resign(&url, &credential, &[("content-length", size.to_string())]);
+        let bound = bound.ok_or_else(|| object_store::Error::Generic {
+            store: "S3",
+            source: format!("cannot bind the length to the presigned URL of {path}").into(),
+        })?;
+        Ok(Some(bound.to_string()))
     }
 
     /// S3: a URL that GETs `path` with our content type and disposition (signed with it).

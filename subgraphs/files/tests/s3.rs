@@ -126,3 +126,44 @@ async fn s3_uploads_are_checked_before_they_become_visible() {
         .expect("xml");
     assert!(!listed.contains("<Key>"), "the bucket is empty: {listed}");
 }
+
+/// The tenant's used bytes (`Organization.fileStorage.usedBytes`).
+async fn used_bytes(w: &World) -> i64 {
+    let storage = "query($o: ID!) { _entities(representations: [{ __typename: \"Organization\", id: $o }]) {
+        ... on Organization { fileStorage { usedBytes } } } }";
+    let answer = w.client.data(storage, json!({ "o": w.org })).await;
+    answer["_entities"][0]["fileStorage"]["usedBytes"].as_i64().expect("usedBytes")
+}
+
+#[tokio::test]
+async fn more_bytes_than_declared_never_become_a_file_nor_count() {
+    let moto = moto("pyairtable-test").await;
+    let w = world(&moto).await;
+    let upload = w.create_upload(&w.client, "a.txt", b"hello", "text/plain").await.expect("created");
+    let url = upload["url"].as_str().expect("url");
+    // The presigned PUT binds the declared length: S3 (and MinIO) refuse any other Content-Length.
+    assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bhost"), "Content-Length is signed: {url}");
+    assert_eq!(used_bytes(&w).await, 5, "the declared size is reserved");
+
+    let (status, _) = put(url, b"hello, and a good many bytes more".to_vec()).await;
+    let id = json!({ "id": upload["file"]["id"] });
+    if status < 300 {
+        // moto does not check presigned signatures: completeUpload compares the staged size.
+        let (_, body) = w.client.send(COMPLETE, id.clone()).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UPLOAD_INVALID", "{body}");
+        let message = body["errors"][0]["message"].as_str().expect("message");
+        assert!(message.contains("5 bytes were declared, 33 arrived"), "{message}");
+    } else {
+        assert_eq!(status, 403, "a server that checks the signature refuses the PUT");
+    }
+    assert_eq!(w.client.data(READ, id.clone()).await["file"], serde_json::Value::Null, "not visible");
+    assert_eq!(used_bytes(&w).await, 0, "nothing counts against the quota");
+    let listed =
+        reqwest::get(format!("{}/pyairtable-test?list-type=2&prefix=some/prefix/staging/", moto.endpoint))
+            .await
+            .expect("list")
+            .text()
+            .await
+            .expect("xml");
+    assert!(!listed.contains("<Key>"), "the staged bytes are dropped: {listed}");
+}

@@ -119,7 +119,8 @@ async fn join(db: &mut PgConnection, tenant: Uuid, user: Uuid, role: &str) -> Re
             if rank(role) > rank(&existing.role) {
                 store::set_role(db, existing.id, role).await?;
                 let payload = serde_json::json!({
-                    "organization_id": tenant, "user_id": user, "role": role, "previous_role": existing.role,
+                    "organization_id": tenant, "resource_type": "organization", "resource_id": tenant,
+                    "user_id": user, "role": role, "previous_role": existing.role,
                 });
                 publish(db, "role.changed", &payload).await?;
             }

@@ -190,6 +190,47 @@ pub struct EdgeConfig {
     pub rate_limits: RateLimits,
     pub limits: QueryLimits,
     pub cors: Cors,
+    pub websockets: WebSocketLimits,
+}
+
+/// How the router treats GraphQL WebSockets and event streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebSocketLimits {
+    /// How long a socket may stay open before `connection_init` (then closed with 4408).
+    pub init_timeout: Duration,
+    /// How often an idle client is pinged (and its credentials checked again).
+    pub keepalive: Duration,
+    /// Operations at once on one socket.
+    pub max_operations: u32,
+    /// Messages queued for one client before its subscriptions wait for it.
+    pub buffer: u32,
+    /// A client that does not take one message within this time is disconnected.
+    pub write_timeout: Duration,
+}
+
+impl Default for WebSocketLimits {
+    fn default() -> Self {
+        Self {
+            init_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(12),
+            max_operations: 100,
+            buffer: 32,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn websockets(env: &Env, d: WebSocketLimits) -> Result<WebSocketLimits, ConfigError> {
+    let millis = |name: &str, max: u64, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(env.bounded(name, 100, max)?.map_or(default, Duration::from_millis))
+    };
+    Ok(WebSocketLimits {
+        init_timeout: millis("PYAIRTABLE_WS_INIT_TIMEOUT_MS", 60_000, d.init_timeout)?,
+        keepalive: millis("PYAIRTABLE_WS_KEEPALIVE_MS", 600_000, d.keepalive)?,
+        max_operations: env.bounded("PYAIRTABLE_WS_MAX_OPERATIONS", 1, 10_000)?.unwrap_or(d.max_operations),
+        buffer: env.bounded("PYAIRTABLE_WS_BUFFER", 1, 10_000)?.unwrap_or(d.buffer),
+        write_timeout: millis("PYAIRTABLE_WS_WRITE_TIMEOUT_MS", 600_000, d.write_timeout)?,
+    })
 }
 
 impl EdgeConfig {
@@ -209,6 +250,7 @@ impl EdgeConfig {
             rate_limits: RateLimits::default(),
             limits: QueryLimits::default(),
             cors: Cors::defaults(environment),
+            websockets: WebSocketLimits::default(),
         }
     }
 
@@ -228,6 +270,7 @@ impl EdgeConfig {
             rate_limits: rate_limits(env, d.rate_limits)?,
             limits: query_limits(env, d.limits)?,
             cors: cors(env, d.cors)?,
+            websockets: websockets(env, d.websockets)?,
         })
     }
 }

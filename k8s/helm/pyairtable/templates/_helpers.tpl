@@ -104,3 +104,20 @@ volumes:
 {{- end -}}
 {{- join "," $pairs -}}
 {{- end -}}
+
+{{/* The files subgraph's object store: an S3 bucket, or the chart refuses to render (see values.yaml). */}}
+{{- define "pyairtable.filesEnv" -}}
+{{- $url := .Values.files.objectStoreUrl | default "" | toString -}}
+{{- if not (hasPrefix "s3://" $url) -}}
+{{- fail (printf "files.objectStoreUrl must be an S3 bucket, s3://BUCKET[/prefix] (got %q): the files pods (2+ replicas) cannot share a local folder, and clients reach file bytes only through S3's presigned URLs (the files service's own /files/* endpoints are behind the NetworkPolicy). Set files.objectStoreUrl and put AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the Secret." $url) -}}
+{{- end -}}
+{{- if hasKey .Values.config "PYAIRTABLE_OBJECT_STORE_URL" -}}
+{{- fail "set files.objectStoreUrl, not config.PYAIRTABLE_OBJECT_STORE_URL" -}}
+{{- end -}}
+- name: PYAIRTABLE_OBJECT_STORE_URL
+  value: {{ $url | quote }}
+{{- range $name, $value := .Values.files.env }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end -}}

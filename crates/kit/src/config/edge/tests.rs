@@ -38,10 +38,13 @@ fn limits_cors_and_header_rules_are_checked() {
     let edge = config(&[
         ("PYAIRTABLE_MAX_DEPTH", "7"),
         ("PYAIRTABLE_CORS_ORIGINS", "https://a.example, http://b.example:8080/"),
+        ("PYAIRTABLE_WS_KEEPALIVE_MS", "5000"),
     ])
     .expect("valid")
     .edge;
     assert_eq!(edge.limits.max_depth, 7);
+    assert_eq!(edge.websockets.keepalive, std::time::Duration::from_secs(5));
+    assert_eq!(edge.websockets.max_operations, 100, "the default");
     assert_eq!(
         edge.cors.origins,
         Origins::List(vec!["https://a.example".into(), "http://b.example:8080".into()])
@@ -53,6 +56,9 @@ fn limits_cors_and_header_rules_are_checked() {
         ("PYAIRTABLE_CORS_METHODS", "GET,DELETE"),
         ("PYAIRTABLE_PROPAGATE_HEADERS", "x-pyairtable-identity"),
         ("PYAIRTABLE_PROPAGATE_HEADERS", "bad header"),
+        ("PYAIRTABLE_WS_INIT_TIMEOUT_MS", "10"),
+        ("PYAIRTABLE_WS_MAX_OPERATIONS", "0"),
+        ("PYAIRTABLE_WS_BUFFER", "lots"),
     ];
     for (name, value) in bad {
         assert_eq!(config(&[(name, value)]).expect_err(value).variable, name);
