@@ -2,9 +2,11 @@
 //! signs now, a 15 s timeout, no redirects (a 3xx is a failure), SSRF checks (see [`crate::ssrf`]),
 //! and the retry schedule.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use pyairtable_kit::bus::Bus;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use crate::signature;
@@ -63,17 +65,19 @@ impl Outcome {
 pub struct Sender {
     client: reqwest::Client,
     allow_loopback: bool,
+    /// Where attempts and new messages are announced to subscriptions.
+    pub bus: Arc<Bus>,
 }
 
 impl Sender {
-    pub fn new(allow_loopback: bool) -> anyhow::Result<Self> {
+    pub fn new(allow_loopback: bool, bus: Arc<Bus>) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
-            .dns_resolver(std::sync::Arc::new(Guard { allow_loopback }))
+            .dns_resolver(Arc::new(Guard { allow_loopback }))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(TIMEOUT)
             .build()?;
-        Ok(Self { client, allow_loopback })
+        Ok(Self { client, allow_loopback, bus })
     }
 
     /// Whether loopback addresses may be delivered to (development and tests).

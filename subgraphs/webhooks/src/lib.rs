@@ -15,6 +15,7 @@ mod service;
 pub mod signature;
 pub mod ssrf;
 mod store;
+mod subscription;
 mod worker;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use pyairtable_kit::{Kit, Subgraph, authz};
 pub use catalog::{ENDPOINT_DISABLED as ENDPOINT_DISABLED_EVENT, EVENT_TYPES};
 pub use schema::{Mutation, Query, WebhooksSchema};
 pub use signature::{VerifyError, verify};
+pub use subscription::Subscription;
 
 /// The subgraph's name in the supergraph.
 pub const NAME: &str = "webhooks";
@@ -33,13 +35,14 @@ pub const ENDPOINT_DISABLED: &str = "ENDPOINT_DISABLED";
 /// The subgraph, with its data sources from `kit`; starts the fan-out consumer and the delivery
 /// workers on the kit's lifecycle. Panics when the HTTP client cannot be built (at start).
 pub fn subgraph(kit: &Kit) -> Subgraph {
-    let sender = match delivery::Sender::new(kit.config.webhooks_allow_loopback) {
+    let sender = match delivery::Sender::new(kit.config.webhooks_allow_loopback, kit.bus.clone()) {
         Ok(sender) => sender,
         Err(err) => panic!("the webhooks subgraph cannot start: {err:#}"),
     };
     let wake = Arc::new(tokio::sync::Notify::new());
     let service = service::Webhooks::new(kit.db.clone(), kit.authorizer(), sender.clone(), wake.clone());
-    let schema = schema::builder().data(service).data(authz::loader(kit.authorizer())).finish();
+    let schema =
+        schema::builder().data(service).data(authz::loader(kit.authorizer())).data(kit.bus.clone()).finish();
     fanout::consumer().spawn(kit);
     worker::spawn(kit.db.clone(), sender, wake, &kit.lifecycle, kit.config.db_max_connections);
     Subgraph::new(NAME, sdl(), Arc::new(schema))

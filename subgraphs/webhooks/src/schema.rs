@@ -1,9 +1,7 @@
 //! GraphQL of the webhooks subgraph: endpoints, their messages and the attempts of each (Relay
 //! connections), the event-type catalog, and the mutations. Thin: the service decides.
 
-use async_graphql::{
-    Context, EmptySubscription, Enum, ID, Json, Object, Result, Schema, SchemaBuilder, SimpleObject,
-};
+use async_graphql::{Context, Enum, ID, Json, Object, Result, Schema, SchemaBuilder, SimpleObject};
 use chrono::{DateTime, Utc};
 use pyairtable_kit::authz;
 use pyairtable_kit::authz::Resource;
@@ -17,14 +15,15 @@ use crate::input::{CreateInput, UpdateInput};
 use crate::service::{MANAGE, Webhooks};
 use crate::store::EndpointRow;
 use crate::store::deliveries::{AttemptRow, MessageRow};
+use crate::subscription::Subscription;
 
-pub type WebhooksSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type WebhooksSchema = Schema<Query, Mutation, Subscription>;
 
-pub(crate) fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription).enable_federation()
+pub(crate) fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation, Subscription).enable_federation().enable_subscription_in_federation()
 }
 
-fn webhooks<'a>(ctx: &Context<'a>) -> Result<&'a Webhooks> {
+pub(crate) fn webhooks<'a>(ctx: &Context<'a>) -> Result<&'a Webhooks> {
     ctx.data::<Webhooks>()
 }
 
@@ -133,7 +132,7 @@ pub enum WebhookMessageStatus {
 }
 
 /// One event for one endpoint: the body every attempt sends.
-pub struct WebhookMessage(MessageRow);
+pub struct WebhookMessage(pub(crate) MessageRow);
 
 #[Object]
 impl WebhookMessage {
@@ -190,7 +189,7 @@ impl WebhookMessage {
 }
 
 /// One delivery attempt, as logged.
-pub struct WebhookAttempt(AttemptRow);
+pub struct WebhookAttempt(pub(crate) AttemptRow);
 
 #[Object]
 impl WebhookAttempt {

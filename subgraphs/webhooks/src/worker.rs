@@ -17,6 +17,7 @@ use crate::catalog::ENDPOINT_DISABLED;
 use crate::delivery::{Outcome, Sender, TIMEOUT, next_delay};
 use crate::store::deliveries::{self, AttemptRow, Claim, MessageRow, NewAttempt};
 use crate::store::{self, EndpointRow};
+use crate::subscription::{announce, attempts_channel, messages_channel};
 
 /// Idle loops look for due messages this often (the fan-out commits in the kit's consumer);
 /// replays and test-sends of this process wake them at once.
@@ -90,10 +91,14 @@ pub async fn deliver(db: &PgPool, sender: &Sender, claim: &Claim) -> Result<Opti
         return Ok(None);
     }
     tx.commit().await?;
+    if claim.attempt == 0 && message.attempts == 0 {
+        announce(&sender.bus, &messages_channel(message.tenant_id), &message).await;
+    }
     let outcome = sender.send(&endpoint, &message, Utc::now()).await;
     let mut tx = scoped(db, &Scope::tenant(claim.tenant_id)).await?;
     let logged = record(&mut tx, &endpoint, &message, claim, &outcome).await?;
     tx.commit().await?;
+    announce(&sender.bus, &attempts_channel(endpoint.id), &logged).await;
     Ok(Some(logged))
 }
 

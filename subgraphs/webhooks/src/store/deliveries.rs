@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// A row of `webhooks.messages`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct MessageRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -35,7 +35,7 @@ const MESSAGE_COLUMNS: &str =
     "id, tenant_id, endpoint_id, event_id, event_type, body, status, attempts, created_at, updated_at";
 
 /// A row of `webhooks.attempts`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct AttemptRow {
     pub id: Uuid,
     pub message_id: Uuid,
