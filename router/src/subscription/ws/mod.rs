@@ -6,87 +6,27 @@
 //! credentials, 4408 no `connection_init` in time, 4409 duplicate operation id, 4429 a second
 //! `connection_init`; 1012/1001 when the server stops.
 
+mod operation;
+mod protocol;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::stream::SplitSink;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use pyairtable_kit::Caller;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use self::operation::{Event, Open, Operation, Writer};
+use self::protocol::{Protocol, close, credentials, error_message};
 use crate::auth::AuthError;
-use crate::flow::RequestContext;
 use crate::headers::Propagated;
 use crate::pipeline::{GraphQLRequest, Pipeline};
-use crate::reply::tag;
-use crate::response::{GraphQLError, Response as GraphQLResponse};
-
-/// The subprotocols, in the router's order of preference.
-const TRANSPORT_WS: &str = "graphql-transport-ws";
-const LEGACY: &str = "graphql-ws";
-
-/// Close codes (graphql-transport-ws; the legacy protocol has none of its own).
-mod close {
-    pub const BAD_MESSAGE: u16 = 4400;
-    pub const UNAUTHORIZED: u16 = 4401;
-    pub const FORBIDDEN: u16 = 4403;
-    pub const INIT_TIMEOUT: u16 = 4408;
-    pub const DUPLICATE_ID: u16 = 4409;
-    pub const TOO_MANY_INITS: u16 = 4429;
-    /// The server could not check the credentials (the auth service is down).
-    pub const UNAVAILABLE: u16 = 1011;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    TransportWs,
-    Legacy,
-}
-
-impl Protocol {
-    /// The first subprotocol the client offers that the router speaks; graphql-transport-ws
-    /// when it offers none.
-    fn chosen(headers: &HeaderMap) -> Option<Self> {
-        let Some(offered) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) else {
-            return Some(Self::TransportWs);
-        };
-        offered.to_str().ok()?.split(',').map(str::trim).find_map(|p| match p {
-            TRANSPORT_WS => Some(Self::TransportWs),
-            LEGACY => Some(Self::Legacy),
-            _ => None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::TransportWs => TRANSPORT_WS,
-            Self::Legacy => LEGACY,
-        }
-    }
-
-    fn next(self, id: &str, payload: &GraphQLResponse) -> String {
-        let kind = if self == Self::TransportWs { "next" } else { "data" };
-        json!({ "id": id, "type": kind, "payload": payload }).to_string()
-    }
-
-    fn keepalive(self) -> String {
-        let kind = if self == Self::TransportWs { "ping" } else { "ka" };
-        json!({ "type": kind }).to_string()
-    }
-}
-
-fn error_message(id: &str, errors: &[GraphQLError]) -> String {
-    json!({ "id": id, "type": "error", "payload": errors }).to_string()
-}
-
-fn complete_message(id: &str) -> String {
-    json!({ "id": id, "type": "complete" }).to_string()
-}
+use crate::response::GraphQLError;
 
 /// Whether `headers` ask to upgrade to a WebSocket.
 pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -135,14 +75,6 @@ pub(crate) async fn accept(
     })
 }
 
-/// What an operation's task tells the connection.
-enum Event {
-    /// A message for the client, from operation `id` (of generation `u64`).
-    Send(String, u64, String),
-    /// The operation ended; its last message, if any.
-    Finished(String, u64, Option<String>),
-}
-
 /// Why the loop ends: close with a code, or the socket is gone.
 enum Flow {
     Continue,
@@ -163,48 +95,6 @@ struct Connection {
     /// Running operations by id, with a generation so a reused id is not confused with an old one.
     operations: HashMap<String, (u64, AbortHandle)>,
     generation: u64,
-}
-
-/// The socket's sending half, with a deadline per message (a client that does not read is cut).
-struct Writer {
-    sink: SplitSink<WebSocket, Message>,
-    timeout: std::time::Duration,
-}
-
-impl Writer {
-    async fn text(&mut self, text: String) -> bool {
-        let sent = tokio::time::timeout(self.timeout, self.sink.send(Message::Text(text.into()))).await;
-        match sent {
-            Ok(Ok(())) => true,
-            Ok(Err(_)) => false,
-            Err(_) => {
-                tracing::info!("disconnected a WebSocket client that does not read its messages");
-                metrics::counter!("router_websocket_slow_clients_total").increment(1);
-                false
-            }
-        }
-    }
-
-    async fn close(&mut self, code: u16, reason: &str) {
-        let frame = CloseFrame { code, reason: reason.into() };
-        let _ = tokio::time::timeout(self.timeout, self.sink.send(Message::Close(Some(frame)))).await;
-    }
-}
-
-/// Counts an open WebSocket in `router_websocket_connections_active` until dropped.
-struct Open;
-
-impl Open {
-    fn enter() -> Self {
-        metrics::gauge!("router_websocket_connections_active").increment(1.0);
-        Self
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        metrics::gauge!("router_websocket_connections_active").decrement(1.0);
-    }
 }
 
 impl Connection {
@@ -428,64 +318,5 @@ impl Connection {
         let handle = tokio::spawn(operation.run(request)).abort_handle();
         self.operations.insert(id.to_owned(), (self.generation, handle));
         Flow::Continue
-    }
-}
-
-/// The `Authorization` value a client put in `connection_init`'s payload: `Authorization` or
-/// `authorization` (`Bearer ...`), the same under `headers`, or a bare `authToken`/`token`.
-fn credentials(payload: &Value) -> Option<String> {
-    let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
-    let headers = payload.get("headers");
-    let authorization = text(payload.get("Authorization"))
-        .or_else(|| text(payload.get("authorization")))
-        .or_else(|| text(headers.and_then(|h| h.get("Authorization"))))
-        .or_else(|| text(headers.and_then(|h| h.get("authorization"))));
-    authorization.or_else(|| {
-        text(payload.get("authToken")).or_else(|| text(payload.get("token"))).map(|t| format!("Bearer {t}"))
-    })
-}
-
-/// One operation on a socket, in its own task.
-struct Operation {
-    pipeline: Arc<Pipeline>,
-    protocol: Protocol,
-    id: String,
-    generation: u64,
-    caller: Caller,
-    api_key: Option<String>,
-    request_id: String,
-    propagated: Propagated,
-    tx: mpsc::Sender<Event>,
-}
-
-impl Operation {
-    async fn run(self, request: GraphQLRequest) {
-        let context = RequestContext {
-            request_id: &self.request_id,
-            get: false,
-            api_key: self.api_key.as_deref(),
-            propagated: self.propagated.clone(),
-            stream: true,
-        };
-        let (id, generation) = (self.id.clone(), self.generation);
-        let mut responses = match self.pipeline.start(request, &self.caller, context).await {
-            Ok(responses) => responses,
-            Err(answer) => {
-                let errors = tag(answer.outcome.into_response(), &self.request_id).errors;
-                let _ = self
-                    .tx
-                    .send(Event::Finished(id, generation, Some(error_message(&self.id, &errors))))
-                    .await;
-                return;
-            }
-        };
-        while let Some(response) = responses.next().await {
-            let text = self.protocol.next(&self.id, &tag(response, &self.request_id));
-            // The connection is gone when nobody receives: stop reading the subgraph.
-            if self.tx.send(Event::Send(id.clone(), generation, text)).await.is_err() {
-                return;
-            }
-        }
-        let _ = self.tx.send(Event::Finished(id, generation, Some(complete_message(&self.id)))).await;
     }
 }
