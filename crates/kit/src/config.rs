@@ -40,7 +40,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_DATA_DIR", "where zero-config state lives (default ./data)"),
     ("PYAIRTABLE_LOG", "log filter, tracing EnvFilter syntax (default info)"),
     ("PYAIRTABLE_LOG_FORMAT", "json or pretty (default json)"),
-    ("PYAIRTABLE_DB_MAX_CONNECTIONS", "PostgreSQL pool size (default 10)"),
+    ("PYAIRTABLE_DB_MAX_CONNECTIONS", "PostgreSQL pool size (default 20)"),
     (
         "PYAIRTABLE_MIGRATE",
         "apply migrations at start (default true); false: refuse to start while some are pending",
@@ -290,7 +290,7 @@ impl Config {
             data_dir,
             log: env.string("PYAIRTABLE_LOG").unwrap_or_else(|| "info".into()),
             log_format: env.parse("PYAIRTABLE_LOG_FORMAT")?.unwrap_or(LogFormat::Json),
-            db_max_connections: env.bounded("PYAIRTABLE_DB_MAX_CONNECTIONS", 1, 1000)?.unwrap_or(10),
+            db_max_connections: env.bounded("PYAIRTABLE_DB_MAX_CONNECTIONS", 1, 1000)?.unwrap_or(20),
             migrate: env.boolean("PYAIRTABLE_MIGRATE")?.unwrap_or(true),
             internal_secret: env.secret("PYAIRTABLE_INTERNAL_SECRET", 32)?,
             subgraphs: env.pairs("PYAIRTABLE_SUBGRAPHS")?,
