@@ -69,6 +69,11 @@ pub const SUBGRAPHS: &[SubgraphEntry] = &[
         build: pyairtable_files::subgraph,
         sdl: pyairtable_files::sdl,
     },
+    SubgraphEntry {
+        name: pyairtable_notifications::NAME,
+        build: pyairtable_notifications::subgraph,
+        sdl: pyairtable_notifications::sdl,
+    },
 ];
 
 /// A bound, not yet running server.

@@ -17,6 +17,8 @@ pub use edge::{Cors, EdgeConfig, Environment, Origins, QueryLimits, Quota, RateL
 pub use federation::FederationConfig;
 mod files;
 pub use files::{FilesConfig, MAX_FILE_SIZE, ObjectStoreConfig};
+mod notifications;
+pub use notifications::NotificationsConfig;
 
 /// Variables under this prefix are reserved for test suites and ignored by the configuration.
 const TEST_PREFIX: &str = "PYAIRTABLE_TEST_";
@@ -156,6 +158,22 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_FILES_QUOTA", "bytes each organization may store (default 10GiB)"),
     ("PYAIRTABLE_FILES_URL_TTL_SECONDS", "lifetime of signed upload and download URLs (default 900)"),
     (
+        "PYAIRTABLE_NOTIFICATIONS_MAX_ATTEMPTS",
+        "attempts per notification delivery before it is marked failed (default 5)",
+    ),
+    (
+        "PYAIRTABLE_NOTIFICATIONS_RETRY_BASE_MS",
+        "wait before a delivery's first retry, doubling each time (default 30000)",
+    ),
+    (
+        "PYAIRTABLE_NOTIFICATIONS_SMS_URL",
+        "HTTP endpoint of the SMS provider adapter (JSON POST); unset: no SMS",
+    ),
+    (
+        "PYAIRTABLE_NOTIFICATIONS_PUSH_URL",
+        "HTTP endpoint of the push provider adapter (JSON POST); unset: no push",
+    ),
+    (
         "PYAIRTABLE_SHUTDOWN_GRACE_SECONDS",
         "on SIGTERM/SIGINT: how long in-flight requests and background work may take to finish (default 20)",
     ),
@@ -257,6 +275,8 @@ pub struct Config {
     pub federation: FederationConfig,
     /// Files: the object store and the limits.
     pub files: FilesConfig,
+    /// Notifications: delivery retries, SMS and push providers.
+    pub notifications: NotificationsConfig,
     /// How long the shutdown may take to drain requests and finish background work.
     pub shutdown_grace: std::time::Duration,
     /// Where spans are exported over OTLP/HTTP (`.../v1/traces`), when configured.
@@ -276,6 +296,7 @@ impl Config {
         let data_dir = env.string("PYAIRTABLE_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
         Ok(Self {
             files: files::files_config(&env, &data_dir)?,
+            notifications: notifications::notifications_config(&env)?,
             database_url: env.string("DATABASE_URL").map(Secret),
             redis_url: env.string("REDIS_URL").map(Secret),
             smtp_url: env.smtp_url("SMTP_URL")?,
