@@ -186,3 +186,41 @@ async fn preferences_and_the_unsubscribe_link_suppress_non_critical_mail() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mails(&harness).len(), 1, "Bob unsubscribed from invitation emails");
 }
+
+#[tokio::test]
+async fn a_disabled_webhook_endpoint_alerts_the_organizations_admins_only() {
+    let harness = start(&[]).await;
+    let owner = register(&harness, "owner@example.com", None).await;
+    let admin = register(&harness, "admin@example.com", None).await;
+    let member = register(&harness, "member@example.com", None).await;
+    let org = organization(&harness, owner, "Acme").await;
+    publish(&harness, "member.joined", json!({ "organization_id": org, "user_id": admin, "role": "member" }))
+        .await;
+    let promoted =
+        json!({ "organization_id": org, "user_id": admin, "role": "admin", "previous_role": "member" });
+    publish(&harness, "role.changed", promoted).await;
+    publish(
+        &harness,
+        "member.joined",
+        json!({ "organization_id": org, "user_id": member, "role": "member" }),
+    )
+    .await;
+    let disabled = json!({
+        "organization_id": org, "endpoint_id": uuid::Uuid::now_v7(), "url": "https://hooks.example.com/in",
+        "reason": "20 failures in a row",
+    });
+    publish(&harness, "webhook.endpoint_disabled", disabled).await;
+    eventually("two alerts", || async { mails(&harness).len() == 2 }).await;
+    let mut to: Vec<String> = mails(&harness).into_iter().map(|m| m.to).collect();
+    to.sort();
+    assert_eq!(to, ["admin@example.com", "owner@example.com"]);
+    assert!(mails(&harness)[0].subject.contains("webhook of Acme was disabled"));
+    let feed = harness.client(&Caller::user(member)).data(FEED, json!({})).await;
+    let workflows: Vec<&str> = feed["notifications"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["workflow"].as_str())
+        .collect();
+    assert_eq!(workflows, ["member.joined"], "a member gets no alert: {feed}");
+}
