@@ -18,6 +18,7 @@ use crate::store::{self, Recipient};
 use crate::workflows::{ChannelKind, Workflow, workflow};
 
 const TOPICS: &[&str] = &[
+    "auth.password_reset_requested",
     "user.registered",
     "organization.created",
     "organization.renamed",
@@ -50,6 +51,8 @@ struct Payload {
     expires_days: Option<i64>,
     url: Option<String>,
     reason: Option<String>,
+    reset_url: Option<String>,
+    expires_minutes: Option<i64>,
 }
 
 fn apply<'a>(
@@ -114,14 +117,15 @@ struct Target {
 
 async fn notify(db: &mut PgConnection, event: &Event, p: &Payload) -> Result<()> {
     let Some(flow) = workflow(&event.topic) else { return Ok(()) };
-    let Some(org) = p.organization_id else { return Ok(()) };
-    let organization_name = match &p.organization_name {
-        Some(name) => name.clone(),
-        None => store::organization_name(db, org).await?,
+    let organization_name = match (&p.organization_name, p.organization_id) {
+        (Some(name), _) => name.clone(),
+        (None, Some(org)) => store::organization_name(db, org).await?,
+        (None, None) => String::new(),
     };
     let data = json!({
         "organization_name": organization_name, "role": p.role, "previous_role": p.previous_role,
         "url": p.url, "reason": p.reason, "accept_url": p.accept_url, "expires_days": p.expires_days,
+        "reset_url": p.reset_url, "expires_minutes": p.expires_minutes,
     });
     for target in targets(db, &event.topic, p).await? {
         deliver(db, event.id, flow, &target, &data).await?;
@@ -138,6 +142,10 @@ async fn targets(db: &mut PgConnection, topic: &str, p: &Payload) -> Result<Vec<
             // Without a link (events from before the link was published) there is no email.
             vec![Target { user, email: p.accept_url.as_ref().map(|_| address) }]
         }
+        "auth.password_reset_requested" => match p.user_id {
+            Some(user) => vec![Target { user: store::recipient(db, user).await?, email: p.email.clone() }],
+            None => Vec::new(),
+        },
         "member.joined" | "member.removed" => match p.user_id {
             Some(user) => vec![member(store::recipient(db, user).await?)],
             None => Vec::new(),

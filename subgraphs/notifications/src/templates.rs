@@ -21,6 +21,9 @@ macro_rules! sources {
 
 /// `<workflow>/<locale>/<part>` and its source.
 const SOURCES: &[(&str, &str)] = sources![
+    "auth.password_reset_requested/en/subject.txt",
+    "auth.password_reset_requested/en/text.txt",
+    "auth.password_reset_requested/en/html.html",
     "member.invited/en/subject.txt",
     "member.invited/en/text.txt",
     "member.invited/en/html.html",

@@ -47,6 +47,7 @@ pub struct Workflow {
 use ChannelKind::{Email, InApp};
 
 pub const WORKFLOWS: &[Workflow] = &[
+    Workflow { key: "auth.password_reset_requested", critical: true, channels: &[Email], sample: reset },
     Workflow { key: "member.invited", critical: false, channels: &[Email, InApp], sample: invited },
     Workflow { key: "member.joined", critical: false, channels: &[InApp], sample: membership },
     Workflow { key: "role.changed", critical: false, channels: &[InApp], sample: role_changed },
@@ -62,6 +63,10 @@ pub const WORKFLOWS: &[Workflow] = &[
 /// The workflow of an event type.
 pub fn workflow(key: &str) -> Option<&'static Workflow> {
     WORKFLOWS.iter().find(|w| w.key == key)
+}
+
+fn reset() -> Value {
+    json!({ "organization_name": "", "reset_url": "https://example.com/reset?token=t", "expires_minutes": 60, "unsubscribe_url": null })
 }
 
 fn invited() -> Value {

@@ -224,3 +224,20 @@ async fn a_disabled_webhook_endpoint_alerts_the_organizations_admins_only() {
         .collect();
     assert_eq!(workflows, ["member.joined"], "a member gets no alert: {feed}");
 }
+
+#[tokio::test]
+async fn a_password_reset_is_critical_and_ignores_the_opt_out() {
+    let harness = start(&[]).await;
+    let ada = register(&harness, "ada@example.com", None).await;
+    let set = "mutation { setNotificationPreference(channel: EMAIL, enabled: false) }";
+    harness.client(&Caller::user(ada)).data(set, json!({})).await;
+    let reset = json!({
+        "user_id": ada, "email": "ada@example.com", "expires_minutes": 60,
+        "reset_url": "http://127.0.0.1:4000/reset-password?token=rst_abc",
+    });
+    publish(&harness, "auth.password_reset_requested", reset).await;
+    eventually("the reset email", || async { mails(&harness).len() == 1 }).await;
+    let mail = mails(&harness).remove(0);
+    assert_eq!(mail.subject, "Reset your password");
+    assert!(mail.text.contains("token=rst_abc") && !mail.text.contains("unsubscribe"), "{}", mail.text);
+}
