@@ -121,6 +121,12 @@ impl Mutation {
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 
+    /// Sets the language of your notifications (`en`, `fr`, `pt-BR`, ...); returns it normalised.
+    async fn set_notification_locale(&self, ctx: &Context<'_>, locale: String) -> Result<String> {
+        let me = caller(ctx)?.require_user()?;
+        Ok(ctx.data::<Feed>()?.set_locale(me, &locale).await?)
+    }
+
     /// Turns a channel on or off for one workflow, or for all (no `workflow`: the global
     /// opt-out). Critical notifications (password reset, security alerts) ignore opt-outs.
     async fn set_notification_preference(

@@ -68,6 +68,19 @@ impl Feed {
         Ok(rows.len())
     }
 
+    /// Sets the language of the caller's notifications (`en`, `fr`, `pt-BR`, ...); templates
+    /// without a translation fall back to the language, then English.
+    pub async fn set_locale(&self, me: Uuid, locale: &str) -> Result<String> {
+        let locale = parse_locale(locale)?;
+        let mut tx = scoped(&self.db, &Scope::user(me)).await?;
+        let known = store::set_locale(&mut tx, me, &locale).await?;
+        tx.commit().await?;
+        if !known {
+            return Err(Error::NotFound("no account is known for you yet; try again in a moment".into()));
+        }
+        Ok(locale)
+    }
+
     /// Sets the caller's choice for a workflow on a channel (`workflow: None`: every workflow).
     pub async fn set_preference(
         &self,
@@ -86,4 +99,19 @@ impl Feed {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A BCP 47 language tag of the simple kind: 2–3 letters, optionally `-` and a 2-letter region.
+fn parse_locale(raw: &str) -> Result<String> {
+    let (language, region) =
+        raw.trim().split_once(['-', '_']).map_or((raw.trim(), None), |(l, r)| (l, Some(r)));
+    let language_ok = (2..=3).contains(&language.len()) && language.chars().all(|c| c.is_ascii_alphabetic());
+    let region_ok = region.is_none_or(|r| r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()));
+    if !language_ok || !region_ok {
+        return Err(Error::bad_input("locale", "locale must look like en, fr or pt-BR"));
+    }
+    Ok(match region {
+        Some(region) => format!("{}-{}", language.to_ascii_lowercase(), region.to_ascii_uppercase()),
+        None => language.to_ascii_lowercase(),
+    })
 }

@@ -53,6 +53,16 @@ pub async fn upsert_recipient(
     Ok(())
 }
 
+/// Sets the language of an account's notifications; false when the account is not known here.
+pub async fn set_locale(db: &mut PgConnection, user: Uuid, locale: &str) -> Result<bool> {
+    let done = sqlx::query("update notifications.recipients set locale = $2 where user_id = $1")
+        .bind(user)
+        .bind(locale)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn recipient_by_email(db: &mut PgConnection, email: &str) -> Result<Option<Recipient>> {
     let sql = "select user_id, email, locale from notifications.recipients where lower(email) = lower($1)";
     Ok(sqlx::query_as(sql).bind(email).fetch_optional(db).await?)

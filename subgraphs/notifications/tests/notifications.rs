@@ -241,3 +241,20 @@ async fn a_password_reset_is_critical_and_ignores_the_opt_out() {
     assert_eq!(mail.subject, "Reset your password");
     assert!(mail.text.contains("token=rst_abc") && !mail.text.contains("unsubscribe"), "{}", mail.text);
 }
+
+#[tokio::test]
+async fn a_user_chooses_the_language_of_their_notifications() {
+    let harness = start(&[]).await;
+    let ada = register(&harness, "ada@example.com", None).await;
+    let owner = register(&harness, "owner@example.com", None).await;
+    let org = organization(&harness, owner, "Acme").await;
+    let client = harness.client(&Caller::user(ada));
+    let set = "mutation($l: String!) { setNotificationLocale(locale: $l) }";
+    assert_eq!(client.error_code(set, json!({ "l": "français" })).await, "BAD_USER_INPUT");
+    let stranger = harness.client(&Caller::user(uuid::Uuid::now_v7()));
+    assert_eq!(stranger.error_code(set, json!({ "l": "fr" })).await, "NOT_FOUND");
+    assert_eq!(client.data(set, json!({ "l": "fr_ca" })).await["setNotificationLocale"], "fr-CA");
+    invite(&harness, org, "ada@example.com").await;
+    eventually("the invitation", || async { mails(&harness).len() == 1 }).await;
+    assert_eq!(mails(&harness)[0].subject, "Rejoignez Acme sur PyAirtable", "fr-CA falls back to fr");
+}
