@@ -89,23 +89,24 @@ pub async fn sent(db: &PgPool, id: Uuid) -> Result<()> {
 }
 
 /// Records a failed attempt: tried again after `backoff`, or failed for good at `max_attempts`.
+/// Returns the status it is left in (`retrying` or `failed`).
 pub async fn attempt_failed(
     db: &PgPool,
     id: Uuid,
     error: &str,
     backoff: Duration,
     max_attempts: i32,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<String> {
+    let status = sqlx::query_scalar(
         "update notifications.deliveries set attempts = attempts + 1, last_error = $2, \
          status = case when attempts + 1 >= $4 then 'failed' else 'retrying' end, \
-         next_attempt_at = now() + make_interval(secs => $3) where id = $1",
+         next_attempt_at = now() + make_interval(secs => $3) where id = $1 returning status",
     )
     .bind(id)
     .bind(error)
     .bind(backoff.as_secs_f64())
     .bind(max_attempts)
-    .execute(db)
+    .fetch_one(db)
     .await?;
-    Ok(())
+    Ok(status)
 }

@@ -70,23 +70,23 @@ impl Worker {
     pub async fn run_once(&self) -> Result<usize> {
         let batch = deliveries::claim(&self.db, BATCH).await?;
         for delivery in &batch {
-            match self.attempt(delivery).await {
-                Ok(()) => deliveries::sent(&self.db, delivery.id).await?,
-                Err(reason) => {
-                    let backoff = self.backoff(delivery.attempts);
-                    tracing::warn!(delivery = %delivery.id, channel = delivery.channel, %reason, "delivery failed");
-                    deliveries::attempt_failed(
-                        &self.db,
-                        delivery.id,
-                        &reason,
-                        backoff,
-                        self.config.max_attempts,
-                    )
-                    .await?;
-                }
-            }
+            let outcome = self.deliver(delivery).await?;
+            let channel = delivery.channel.clone();
+            metrics::counter!("pyairtable_notification_deliveries_total", "channel" => channel, "outcome" => outcome)
+                .increment(1);
         }
         Ok(batch.len())
+    }
+
+    /// One attempt and its record; returns the status it leaves (`sent`, `retrying`, `failed`).
+    async fn deliver(&self, delivery: &DeliveryRow) -> Result<String> {
+        let Err(reason) = self.attempt(delivery).await else {
+            deliveries::sent(&self.db, delivery.id).await?;
+            return Ok("sent".to_owned());
+        };
+        let backoff = self.backoff(delivery.attempts);
+        tracing::warn!(delivery = %delivery.id, channel = delivery.channel, %reason, "delivery failed");
+        deliveries::attempt_failed(&self.db, delivery.id, &reason, backoff, self.config.max_attempts).await
     }
 
     /// The wait after attempt number `attempts + 1` failed: base × 2^attempts, at most a day.

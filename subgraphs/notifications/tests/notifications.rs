@@ -253,7 +253,10 @@ async fn a_user_chooses_the_language_of_their_notifications() {
     assert_eq!(client.error_code(set, json!({ "l": "français" })).await, "BAD_USER_INPUT");
     let stranger = harness.client(&Caller::user(uuid::Uuid::now_v7()));
     assert_eq!(stranger.error_code(set, json!({ "l": "fr" })).await, "NOT_FOUND");
-    assert_eq!(client.data(set, json!({ "l": "fr_ca" })).await["setNotificationLocale"], "fr-CA");
+    eventually("Ada's account in the projection", || async {
+        client.send(set, json!({ "l": "fr_ca" })).await.1["data"]["setNotificationLocale"] == "fr-CA"
+    })
+    .await;
     invite(&harness, org, "ada@example.com").await;
     eventually("the invitation", || async { mails(&harness).len() == 1 }).await;
     assert_eq!(mails(&harness)[0].subject, "Rejoignez Acme sur PyAirtable", "fr-CA falls back to fr");
