@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::matrix::isolation_matrix;
 use common::topology::{Topology, env, topology};
-use common::{Process, bearer, mailed_token, sign_up};
+use common::{Process, bearer, invitation_token, sign_up};
 use pyairtable_kit::testing::{GraphQLClient, test_database};
 use serde_json::json;
 
@@ -139,7 +139,7 @@ async fn grow(
         for (email, client) in people.iter_mut().take(to.members) {
             let invite = "mutation($o: ID!, $e: String!) { inviteMember(input: { organizationId: $o, email: $e, role: MEMBER }) { id } }";
             me.data(invite, json!({ "o": org, "e": email })).await;
-            let token = mailed_token(data_dir, email);
+            let token = invitation_token(data_dir, email).await;
             if client.is_none() {
                 let (_, access, _) = sign_up(router, email, email).await;
                 *client = Some(bearer(router, &access));

@@ -18,7 +18,7 @@ use std::path::Path;
 use pyairtable_kit::testing::GraphQLClient;
 use serde_json::{Value, json};
 
-use super::{bearer, mailed_token, sign_up};
+use super::{bearer, invitation_token, sign_up};
 
 mod own;
 
@@ -171,7 +171,7 @@ async fn join(
     role: &str,
 ) -> (Value, GraphQLClient) {
     invite(inviter, org, email, role).await;
-    let token = mailed_token(data_dir, email);
+    let token = invitation_token(data_dir, email).await;
     let (id, access, _) = sign_up(router, email, email).await;
     let client = bearer(router, &access);
     let accept = "mutation($t: String!) { acceptInvitation(token: $t) { id } }";
@@ -542,7 +542,7 @@ async fn rejoin(t: &Tenant, client: &GraphQLClient) {
         client.data("{ me { email } }", json!({})).await["me"]["email"].as_str().expect("email").to_owned();
     let q = "mutation($o: ID!, $e: String!) { inviteMember(input: { organizationId: $o, email: $e, role: GUEST }) { id } }";
     t.owner.data(q, json!({ "o": t.org, "e": email })).await;
-    let token = mailed_token(&t.outbox, &email);
+    let token = invitation_token(&t.outbox, &email).await;
     let accept = "mutation($t: String!) { acceptInvitation(token: $t) { id } }";
     client.data(accept, json!({ "t": token })).await;
 }

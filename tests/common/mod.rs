@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub mod matrix;
+pub mod notifications;
 pub mod topology;
 pub mod websocket;
 
@@ -162,12 +163,43 @@ pub fn bearer(router: &GraphQLClient, token: &str) -> GraphQLClient {
     router.clone().with_header("authorization", &format!("Bearer {token}"))
 }
 
-/// The link token a mail in the outbox of `data_dir` sent to `to` carries (the newest one).
-pub fn mailed_token(data_dir: &std::path::Path, to: &str) -> String {
-    let mails = pyairtable_kit::testing::outbox(&data_dir.join("outbox"));
-    let mail = mails.iter().rev().find(|m| m.to.contains(to)).unwrap_or_else(|| panic!("a mail to {to}"));
-    let at = mail.text.find("token=").expect("a link") + "token=".len();
-    mail.text[at..].split_whitespace().next().expect("token").to_owned()
+/// The link token of the newest mail to `to` in the outbox of `data_dir`, waiting until that is
+/// one this test binary has not been handed yet: invitations are mailed in the background by
+/// the notifications subgraph, after the mutation has answered.
+pub async fn mailed_token(data_dir: &std::path::Path, to: &str) -> String {
+    mailed_link_token(data_dir, to, "token=").await
+}
+
+/// The token of the newest invitation mailed to `to` not handed out yet, waiting for it.
+pub async fn invitation_token(data_dir: &std::path::Path, to: &str) -> String {
+    mailed_link_token(data_dir, to, "accept-invitation?token=").await
+}
+
+async fn mailed_link_token(data_dir: &std::path::Path, to: &str, marker: &str) -> String {
+    static HANDED_OUT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..200 {
+        let mails = pyairtable_kit::testing::outbox(&data_dir.join("outbox"));
+        let tokens = mails.iter().rev().filter(|m| m.to.eq_ignore_ascii_case(to)).filter_map(|m| {
+            let at = m.text.find(marker)? + marker.len();
+            m.text[at..].split_whitespace().next().map(str::to_owned)
+        });
+        let newest = tokens.into_iter().next();
+        if let Some(token) = newest.filter(|t| hand_out(&HANDED_OUT, t)) {
+            return token;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no new mail with a link to {to}")
+}
+
+/// Records `token` as handed out; false when it already was.
+fn hand_out(handed_out: &std::sync::Mutex<Vec<String>>, token: &str) -> bool {
+    let mut handed_out = handed_out.lock().expect("lock");
+    if handed_out.iter().any(|t| t == token) {
+        return false;
+    }
+    handed_out.push(token.to_owned());
+    true
 }
 
 /// The error code of a GraphQL answer.
@@ -197,7 +229,7 @@ pub async fn organization_scenario(router: &GraphQLClient, data_dir: &std::path:
     let invited = ada.data(invite, json!({ "o": org_id, "e": "Bob@Example.com", "r": "MEMBER" })).await;
     assert_eq!(invited["inviteMember"]["status"], "PENDING");
     assert_eq!(invited["inviteMember"]["email"], "bob@example.com");
-    let token = mailed_token(data_dir, "bob@example.com");
+    let token = invitation_token(data_dir, "bob@example.com").await;
 
     // Bob signs up afterwards; before accepting he sees nothing of Acme.
     let (bob_id, bob_token, _) = sign_up(router, "bob@example.com", "Bob").await;
@@ -284,7 +316,7 @@ pub async fn organization_scenario(router: &GraphQLClient, data_dir: &std::path:
 /// from the outbox in `data_dir`) → log in → `me` → refresh → log out → the old token is refused.
 pub async fn identity_scenario(router: &GraphQLClient, data_dir: &std::path::Path) {
     let (_, _, _) = sign_up(router, "grace@example.com", "Grace").await;
-    let link = mailed_token(data_dir, "grace@example.com");
+    let link = mailed_token(data_dir, "grace@example.com").await;
     let verified =
         router.data("mutation($t: String!) { verifyEmail(token: $t) }", json!({ "t": link })).await;
     assert_eq!(verified["verifyEmail"], true);

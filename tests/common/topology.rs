@@ -28,7 +28,7 @@ pub struct Topology {
     pub subgraphs: Vec<(&'static str, Process)>,
 }
 
-const NAMES: [&str; 7] = ["permissions", "auth", "users", "tenants", "workspaces", "files", "webhooks"];
+const NAMES: [&str; 8] = ["permissions", "auth", "users", "tenants", "workspaces", "files", "webhooks", "notifications"];
 
 pub async fn topology(env: &HashMap<String, String>, router_args: &[&str]) -> Topology {
     let cwd = std::env::temp_dir();

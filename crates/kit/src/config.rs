@@ -17,6 +17,8 @@ pub use edge::{Cors, EdgeConfig, Environment, Origins, QueryLimits, Quota, RateL
 pub use federation::FederationConfig;
 mod files;
 pub use files::{FilesConfig, MAX_FILE_SIZE, ObjectStoreConfig};
+mod notifications;
+pub use notifications::NotificationsConfig;
 
 /// Variables under this prefix are reserved for test suites and ignored by the configuration.
 const TEST_PREFIX: &str = "PYAIRTABLE_TEST_";
@@ -40,7 +42,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PYAIRTABLE_DATA_DIR", "where zero-config state lives (default ./data)"),
     ("PYAIRTABLE_LOG", "log filter, tracing EnvFilter syntax (default info)"),
     ("PYAIRTABLE_LOG_FORMAT", "json or pretty (default json)"),
-    ("PYAIRTABLE_DB_MAX_CONNECTIONS", "PostgreSQL pool size (default 10)"),
+    ("PYAIRTABLE_DB_MAX_CONNECTIONS", "PostgreSQL pool size (default 20)"),
     (
         "PYAIRTABLE_MIGRATE",
         "apply migrations at start (default true); false: refuse to start while some are pending",
@@ -160,6 +162,22 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "deliver webhooks to loopback addresses (development and tests only; refused in production)",
     ),
     (
+        "PYAIRTABLE_NOTIFICATIONS_MAX_ATTEMPTS",
+        "attempts per notification delivery before it is marked failed (default 5)",
+    ),
+    (
+        "PYAIRTABLE_NOTIFICATIONS_RETRY_BASE_MS",
+        "wait before a delivery's first retry, doubling each time (default 30000)",
+    ),
+    (
+        "PYAIRTABLE_NOTIFICATIONS_SMS_URL",
+        "HTTP endpoint of the SMS provider adapter (JSON POST); unset: no SMS",
+    ),
+    (
+        "PYAIRTABLE_NOTIFICATIONS_PUSH_URL",
+        "HTTP endpoint of the push provider adapter (JSON POST); unset: no push",
+    ),
+    (
         "PYAIRTABLE_SHUTDOWN_GRACE_SECONDS",
         "on SIGTERM/SIGINT: how long in-flight requests and background work may take to finish (default 20)",
     ),
@@ -263,6 +281,8 @@ pub struct Config {
     pub files: FilesConfig,
     /// Webhooks may be delivered to loopback addresses (never in production).
     pub webhooks_allow_loopback: bool,
+    /// Notifications: delivery retries, SMS and push providers.
+    pub notifications: NotificationsConfig,
     /// How long the shutdown may take to drain requests and finish background work.
     pub shutdown_grace: std::time::Duration,
     /// Where spans are exported over OTLP/HTTP (`.../v1/traces`), when configured.
@@ -283,6 +303,7 @@ impl Config {
         Ok(Self {
             files: files::files_config(&env, &data_dir)?,
             webhooks_allow_loopback: webhooks_allow_loopback(&env, edge.environment)?,
+            notifications: notifications::notifications_config(&env)?,
             database_url: env.string("DATABASE_URL").map(Secret),
             redis_url: env.string("REDIS_URL").map(Secret),
             smtp_url: env.smtp_url("SMTP_URL")?,
@@ -297,7 +318,7 @@ impl Config {
             data_dir,
             log: env.string("PYAIRTABLE_LOG").unwrap_or_else(|| "info".into()),
             log_format: env.parse("PYAIRTABLE_LOG_FORMAT")?.unwrap_or(LogFormat::Json),
-            db_max_connections: env.bounded("PYAIRTABLE_DB_MAX_CONNECTIONS", 1, 1000)?.unwrap_or(10),
+            db_max_connections: env.bounded("PYAIRTABLE_DB_MAX_CONNECTIONS", 1, 1000)?.unwrap_or(20),
             migrate: env.boolean("PYAIRTABLE_MIGRATE")?.unwrap_or(true),
             internal_secret: env.secret("PYAIRTABLE_INTERNAL_SECRET", 32)?,
             subgraphs: env.pairs("PYAIRTABLE_SUBGRAPHS")?,

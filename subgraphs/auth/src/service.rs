@@ -37,6 +37,8 @@ pub struct UserRegistered {
     pub display_name: String,
 }
 pub const USER_REGISTERED: &str = "user.registered";
+/// Published with the reset link; the notifications subgraph sends the email.
+pub const PASSWORD_RESET_REQUESTED: &str = "auth.password_reset_requested";
 
 /// A signed-in session's tokens.
 pub struct Tokens {
@@ -274,12 +276,15 @@ impl Auth {
         let Some(credentials) = store::credentials_by_email(&self.db, email).await? else { return Ok(()) };
         let mut tx = self.db.begin().await?;
         let link = self.link_token(&mut tx, credentials.user_id, "reset_password", RESET_TTL).await?;
+        // The notifications subgraph mails it (a critical workflow: opt-outs do not apply). The
+        // link is a credential in the event log for its hour.
+        let event = serde_json::json!({
+            "user_id": credentials.user_id, "email": email,
+            "reset_url": format!("{}/reset-password?token={link}", self.public_url),
+            "expires_minutes": RESET_TTL.num_minutes(),
+        });
+        events::publish(&mut tx, PASSWORD_RESET_REQUESTED, &event).await?;
         tx.commit().await?;
-        let body = format!(
-            "Someone asked to reset the password of your PyAirtable account.\n\nChoose a new password: {}/reset-password?token={link}\n\nThe link works once, for one hour. If it was not you, ignore this email.",
-            self.public_url
-        );
-        self.send(email, "Reset your password", &body).await;
         Ok(())
     }
 

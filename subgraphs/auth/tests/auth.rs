@@ -28,7 +28,8 @@ struct Account {
 }
 
 async fn harness() -> SubgraphHarness {
-    SubgraphHarness::start(pyairtable_auth::subgraph).await
+    // The notifications subgraph sends the password reset emails.
+    SubgraphHarness::start_after(&[pyairtable_notifications::subgraph], pyairtable_auth::subgraph).await
 }
 
 fn anonymous(h: &SubgraphHarness) -> GraphQLClient {

@@ -19,12 +19,7 @@ pub const NAME: &str = "tenants";
 /// The subgraph, with its data sources from `kit`.
 pub fn subgraph(kit: &Kit) -> Subgraph {
     let authorizer = kit.authorizer();
-    let service = service::Tenants::new(
-        kit.db.clone(),
-        authorizer.clone(),
-        kit.mailer.clone(),
-        kit.config.public_url.clone(),
-    );
+    let service = service::Tenants::new(kit.db.clone(), authorizer.clone(), kit.config.public_url.clone());
     service.spawn_purge(&kit.lifecycle);
     let schema = schema::builder()
         .data(service.clone())

@@ -12,7 +12,6 @@ use pyairtable_kit::authz::{self, Authorizer, Check, OrganizationRole, Resource}
 use pyairtable_kit::db::{Scope, scoped};
 use pyairtable_kit::events::publish;
 use pyairtable_kit::input::{parse_email, parse_text};
-use pyairtable_kit::mail::{Email, Mailer};
 use pyairtable_kit::secrets;
 use pyairtable_kit::{Error, Lifecycle, Result};
 use sqlx::PgPool;
@@ -32,18 +31,12 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 pub struct Tenants {
     db: PgPool,
     authorizer: Arc<dyn Authorizer>,
-    mailer: Arc<dyn Mailer>,
     public_url: String,
 }
 
 impl Tenants {
-    pub fn new(
-        db: PgPool,
-        authorizer: Arc<dyn Authorizer>,
-        mailer: Arc<dyn Mailer>,
-        public_url: String,
-    ) -> Self {
-        Self { db, authorizer, mailer, public_url }
+    pub fn new(db: PgPool, authorizer: Arc<dyn Authorizer>, public_url: String) -> Self {
+        Self { db, authorizer, public_url }
     }
 
     pub fn db(&self) -> &PgPool {
@@ -146,13 +139,8 @@ impl Tenants {
             expires_at: Utc::now() + chrono::Duration::days(INVITATION_DAYS),
         };
         let invitation = store::insert_invitation(&mut tx, &new).await?;
-        let payload = serde_json::json!({
-            "organization_id": organization, "invitation_id": invitation.id, "email": email,
-            "role": role, "invited_by": caller,
-        });
-        publish(&mut tx, "member.invited", &payload).await?;
+        self.publish_invitation(&mut tx, &org.name, &invitation, &token).await?;
         tx.commit().await?;
-        self.send_invitation(&org.name, &invitation, &token).await;
         Ok(invitation)
     }
 
@@ -165,8 +153,8 @@ impl Tenants {
         let invitation = store::renew_invitation(&mut tx, id, &hash, expires).await?;
         let org =
             store::organizations(&mut tx, &[invitation.tenant_id]).await?.pop().ok_or_else(not_found)?;
+        self.publish_invitation(&mut tx, &org.name, &invitation, &token).await?;
         tx.commit().await?;
-        self.send_invitation(&org.name, &invitation, &token).await;
         Ok(invitation)
     }
 
@@ -222,23 +210,24 @@ impl Tenants {
         Ok(org)
     }
 
-    async fn send_invitation(&self, organization: &str, invitation: &InvitationRow, token: &str) {
-        let text = format!(
-            "You are invited to join {organization} on PyAirtable as {role}.\n\n\
-             Accept the invitation: {base}/accept-invitation?token={token}\n\n\
-             The link works once, for {INVITATION_DAYS} days.",
-            role = invitation.role,
-            base = self.public_url,
-        );
-        let email = Email {
-            to: invitation.email.clone(),
-            subject: format!("Join {organization} on PyAirtable"),
-            text,
-            html: None,
-        };
-        if let Err(err) = self.mailer.send(email).await {
-            tracing::error!(%err, "sending an invitation; it can be resent");
-        }
+    /// `member.invited`, with what the invitation email needs: the notifications subgraph sends
+    /// it (and puts it in the invitee's feed when they have an account). The accept link carries
+    /// the invitation's secret, so the event log holds a live credential until the invitation
+    /// is used, revoked or expires (7 days); the log is readable by the platform's roles only.
+    async fn publish_invitation(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        organization: &str,
+        invitation: &InvitationRow,
+        token: &str,
+    ) -> Result<()> {
+        let payload = serde_json::json!({
+            "organization_id": invitation.tenant_id, "invitation_id": invitation.id,
+            "email": invitation.email, "role": invitation.role, "invited_by": invitation.invited_by,
+            "organization_name": organization, "expires_days": INVITATION_DAYS,
+            "accept_url": format!("{}/accept-invitation?token={token}", self.public_url),
+        });
+        publish(tx, "member.invited", &payload).await
     }
 
     /// Purges organizations whose grace period is over, every hour, in the background, until

@@ -15,7 +15,9 @@ const ACCEPT: &str = "mutation($t: String!) { acceptInvitation(token: $t) { id n
 const STATUS: &str = "query($o: ID!) { organization(id: $o) { invitations(first: 50) { edges { node { email status acceptedBy { id } } } } } }";
 
 async fn harness() -> SubgraphHarness {
-    SubgraphHarness::start_after(&[pyairtable_permissions::subgraph], pyairtable_tenants::subgraph).await
+    // The notifications subgraph sends the invitation emails (from `member.invited`).
+    let before = [pyairtable_permissions::subgraph, pyairtable_notifications::subgraph];
+    SubgraphHarness::start_after(&before, pyairtable_tenants::subgraph).await
 }
 
 /// A signed-in person and their client.
@@ -28,12 +30,18 @@ async fn create(client: &GraphQLClient, input: Value) -> Value {
     client.data(CREATE, json!({ "input": input })).await["createOrganization"].clone()
 }
 
-/// The token of the newest invitation mailed to `to`.
-fn token(harness: &SubgraphHarness, to: &str) -> String {
-    let mails = outbox(&harness.kit.config.data_dir.join("outbox"));
-    let mail = mails.iter().rev().find(|m| m.to == to).unwrap_or_else(|| panic!("a mail to {to}"));
-    let at = mail.text.find("token=").expect("a link") + "token=".len();
-    mail.text[at..].split_whitespace().next().expect("a token").to_owned()
+/// The token of the `nth` (from 1) invitation mailed to `to`, once it is in the outbox (the
+/// notifications subgraph sends it in the background).
+async fn token(harness: &SubgraphHarness, to: &str, nth: usize) -> String {
+    for _ in 0..150 {
+        let mails = outbox(&harness.kit.config.data_dir.join("outbox"));
+        if let Some(mail) = mails.iter().filter(|m| m.to == to).nth(nth - 1) {
+            let at = mail.text.find("token=").expect("a link") + "token=".len();
+            return mail.text[at..].split_whitespace().next().expect("a token").to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no invitation number {nth} mailed to {to}");
 }
 
 /// The owner of the tables, to move time for a test (expiry, grace periods).
@@ -146,10 +154,10 @@ async fn invitations_are_single_use_expiring_resendable_and_revocable() {
         "one pending per address"
     );
     assert_eq!(ada.error_code(INVITE, invite("not an email")).await, "BAD_USER_INPUT");
-    let first = token(&harness, "bob@example.com");
+    let first = token(&harness, "bob@example.com", 1).await;
     let resend = "mutation($i: ID!) { resendInvitation(invitationId: $i) { status } }";
     ada.data(resend, json!({ "i": bob["id"] })).await;
-    let second = token(&harness, "bob@example.com");
+    let second = token(&harness, "bob@example.com", 2).await;
     assert_ne!(first, second);
 
     let (bob_id, bob_client) = person(&harness);
@@ -173,7 +181,7 @@ async fn invitations_are_single_use_expiring_resendable_and_revocable() {
     assert_eq!(ada.data(revoke, json!({ "i": carol["id"] })).await["revokeInvitation"]["status"], "REVOKED");
     assert_eq!(ada.error_code(revoke, json!({ "i": carol["id"] })).await, "CONFLICT");
     let (_, carol_client) = person(&harness);
-    let carols = token(&harness, "carol@example.com");
+    let carols = token(&harness, "carol@example.com", 1).await;
     assert_eq!(carol_client.error_code(ACCEPT, json!({ "t": carols })).await, "BAD_USER_INPUT");
 
     // Expired: shown as such and refused; resending renews it.
@@ -186,7 +194,7 @@ async fn invitations_are_single_use_expiring_resendable_and_revocable() {
     .await
     .expect("expire");
     let (_, dave_client) = person(&harness);
-    let expired = token(&harness, "dave@example.com");
+    let expired = token(&harness, "dave@example.com", 1).await;
     assert_eq!(dave_client.error_code(ACCEPT, json!({ "t": expired })).await, "BAD_USER_INPUT");
     let listed = statuses(&ada.data(STATUS, json!({ "o": org["id"] })).await);
     let expected =
@@ -196,7 +204,7 @@ async fn invitations_are_single_use_expiring_resendable_and_revocable() {
         [0]["node"]["acceptedBy"]["id"];
     assert_eq!(accepted_by.as_str(), Some(bob_id.to_string().as_str()));
     assert_eq!(ada.data(resend, json!({ "i": dave["id"] })).await["resendInvitation"]["status"], "PENDING");
-    let renewed = token(&harness, "dave@example.com");
+    let renewed = token(&harness, "dave@example.com", 2).await;
     assert_eq!(dave_client.data(ACCEPT, json!({ "t": renewed })).await["acceptInvitation"]["name"], "Hooli");
 
     // Somebody outside the organization can neither see nor touch its invitations.

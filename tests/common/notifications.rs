@@ -1,0 +1,91 @@
+//! Notifications through the router: an invitation mails the invitee and reaches their
+//! `notificationReceived` subscription live over a WebSocket; another user's socket gets nothing.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use pyairtable_kit::testing::{GraphQLClient, outbox};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::Message;
+
+use super::{bearer, invitation_token, sign_up};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `graphql-transport-ws` socket to the router, signed in with `token`, subscribed to
+/// `notificationReceived`.
+async fn subscribe(ws_url: &str, token: &str) -> Socket {
+    let mut request = ws_url.into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let mut socket = tokio_tungstenite::connect_async(request).await.expect("the router upgrades").0;
+    let init =
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    socket.send(Message::text(init.to_string())).await.expect("send");
+    assert_eq!(receive(&mut socket, 10).await.expect("ack")["type"], "connection_ack");
+    let query = "subscription { notificationReceived { id workflow title } }";
+    let subscribe = json!({ "type": "subscribe", "id": "n", "payload": { "query": query } });
+    socket.send(Message::text(subscribe.to_string())).await.expect("send");
+    socket
+}
+
+/// The next text message within `secs` seconds, or `None`.
+async fn receive(socket: &mut Socket, secs: u64) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await.ok()?? {
+            Ok(Message::Text(text)) => return Some(serde_json::from_str(text.as_str()).expect("JSON")),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn received(message: &Option<Value>) -> &Value {
+    &message.as_ref().expect("a message")["payload"]["data"]["notificationReceived"]
+}
+
+/// Ada owns an organization and invites Bob (who has an account): the invitation is in the
+/// outbox and reaches Bob's socket live; after he accepts, "You joined" does too; Ada's socket
+/// gets none of it.
+pub async fn notification_scenario(router: &GraphQLClient, ws_url: &str, data_dir: &std::path::Path) {
+    let (_, ada_token, _) = sign_up(router, "ada@example.com", "Ada").await;
+    let (_, bob_token, _) = sign_up(router, "bob@example.com", "Bob").await;
+    let ada = bearer(router, &ada_token);
+    let org = ada.data("mutation { createOrganization(input: { name: \"Acme\" }) { id } }", json!({})).await
+        ["createOrganization"]["id"]
+        .clone();
+    let mut ada_socket = subscribe(ws_url, &ada_token).await;
+    let mut bob_socket = subscribe(ws_url, &bob_token).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // both subscriptions are listening
+
+    let invite = "mutation($o: ID!) { inviteMember(input: { organizationId: $o, email: \"bob@example.com\", role: MEMBER }) { id } }";
+    ada.data(invite, json!({ "o": org })).await;
+    let live = receive(&mut bob_socket, 15).await;
+    assert_eq!(received(&live)["workflow"], "member.invited", "{live:?}");
+    assert_eq!(received(&live)["title"], "You are invited to join Acme");
+    let token = invitation_token(data_dir, "bob@example.com").await;
+    let mail = outbox(&data_dir.join("outbox")).into_iter().rev().find(|m| m.to == "bob@example.com");
+    assert_eq!(mail.expect("the invitation").subject, "Join Acme on PyAirtable");
+
+    let bob = bearer(router, &bob_token);
+    bob.data("mutation($t: String!) { acceptInvitation(token: $t) { id } }", json!({ "t": token })).await;
+    let joined = receive(&mut bob_socket, 15).await;
+    assert_eq!(received(&joined)["title"], "You joined Acme", "{joined:?}");
+    let feed = "{ notifications(first: 10) { edges { node { id } } } unreadNotificationCount }";
+    let bobs = bob.data(feed, json!({})).await;
+    assert_eq!(bobs["unreadNotificationCount"], 2, "{bobs}");
+    // Ada's socket carries her own notifications only (creating Acme made her its owner).
+    let adas = ids(&ada.data(feed, json!({})).await);
+    let mut seen = Vec::new();
+    while let Some(message) = receive(&mut ada_socket, 1).await {
+        seen.push(received(&Some(message))["id"].as_str().expect("id").to_owned());
+    }
+    assert!(seen.iter().all(|id| adas.contains(id)), "Ada got {seen:?}, her feed is {adas:?}");
+    assert!(seen.iter().all(|id| !ids(&bobs).contains(id)), "none of Bob's reached Ada");
+}
+
+fn ids(feed: &Value) -> Vec<String> {
+    let edges = feed["notifications"]["edges"].as_array().cloned().unwrap_or_default();
+    edges.iter().filter_map(|e| e["node"]["id"].as_str().map(str::to_owned)).collect()
+}
