@@ -32,7 +32,7 @@ impl Product {
         Some(self.row.in_stock)
     }
 
-    /// Free above a price of 1000, else half the weight.
+    // Free above a price of 1000, else half the weight.
     #[graphql(requires = "price weight")]
     async fn shipping_estimate(&self) -> Option<i64> {
         match (self.price?, self.weight) {

@@ -21,7 +21,7 @@ impl Review {
         Some(Product { index: self.0.product })
     }
 
-    /// Every review's author is the first user, as in The Guild's benchmark.
+    // Every review's author is the first user, as in The Guild's benchmark.
     #[graphql(provides = "username")]
     async fn author(&self) -> Option<User> {
         Some(User { id: ID::from(USERS[0].id), username: Some(USERS[0].username) })

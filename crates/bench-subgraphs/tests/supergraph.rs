@@ -21,7 +21,36 @@ fn composed() -> String {
         .collect();
     let subgraphs: Vec<SubgraphSdl<'_>> =
         sdls.iter().map(|(name, url, sdl)| SubgraphSdl { name, url, sdl }).collect();
-    compose(&subgraphs).expect("the benchmark subgraphs compose")
+    apollo_compatible(compose(&subgraphs).expect("the benchmark subgraphs compose"))
+}
+
+/// What the composer's output lacks for graphql-js gateways (Apollo Gateway refuses it without
+/// these; our router and Hive Router load it either way), added here until router/src/compose.rs
+/// does it:
+/// - `@join__type`, `@join__field`, `@join__implements` and `@join__unionMember` are declared
+///   without `repeatable`, though a supergraph repeats them ("can only be used once at this
+///   location");
+/// - the schema `@link`s inaccessible/v0.2 but `@inaccessible` is not defined ("declares
+///   https://specs.apollo.dev/inaccessible/v0.2 spec but does not define a @inaccessible
+///   directive").
+fn apollo_compatible(sdl: String) -> String {
+    const REPEATED: [&str; 4] = ["join__type", "join__field", "join__implements", "join__unionMember"];
+    const INACCESSIBLE: &str = "directive @inaccessible on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | \
+        ARGUMENT_DEFINITION | SCALAR | ENUM | ENUM_VALUE | INPUT_OBJECT | INPUT_FIELD_DEFINITION\n";
+    let mut out = String::with_capacity(sdl.len() + 256);
+    for line in sdl.split_inclusive('\n') {
+        let repeated = REPEATED.iter().any(|name| line.starts_with(&format!("directive @{name}(")));
+        if repeated && !line.contains(" repeatable ") {
+            out.push_str(&line.replacen(") on ", ") repeatable on ", 1));
+        } else {
+            out.push_str(line);
+        }
+    }
+    if sdl.contains("specs.apollo.dev/inaccessible/") && !sdl.contains("directive @inaccessible") {
+        out.push('\n');
+        out.push_str(INACCESSIBLE);
+    }
+    out
 }
 
 #[test]
