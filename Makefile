@@ -1,7 +1,7 @@
 # The targets people expect. `make test` is the README's test command and what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test test-integration bench bench-files coverage check deploy-check fmt schema
+.PHONY: run test test-integration bench bench-files bench-gateway coverage check deploy-check fmt schema
 
 ## Run the whole supergraph in one process (zero configuration).
 run:
@@ -23,6 +23,11 @@ bench:
 ## plain copy to the same store, and peak memory.
 bench-files:
 	$(CARGO) bench --locked --bench files
+
+## Gateway benchmark: The Guild's federation benchmark shape (4 subgraphs, nested query) through
+## our router, Hive Router, Apollo Gateway and Hive Gateway side by side (DURATION=30 s each).
+bench-gateway:
+	bash benches/gateway/run.sh
 
 ## Line coverage with cargo-llvm-cov (installed from crates.io when missing).
 coverage:
