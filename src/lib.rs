@@ -73,6 +73,8 @@ pub const SUBGRAPHS: &[SubgraphEntry] = &[
         name: pyairtable_webhooks::NAME,
         build: pyairtable_webhooks::subgraph,
         sdl: pyairtable_webhooks::sdl,
+    },
+    SubgraphEntry {
         name: pyairtable_notifications::NAME,
         build: pyairtable_notifications::subgraph,
         sdl: pyairtable_notifications::sdl,

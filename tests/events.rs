@@ -6,7 +6,7 @@
 mod common;
 
 use common::topology::{env, topology};
-use common::{Process, bearer, code, mailed_token, sign_up};
+use common::{Process, bearer, code, invitation_token, sign_up};
 use pyairtable_kit::testing::{GraphQLClient, test_database};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -160,7 +160,7 @@ async fn invite_and_accept(
     assert_eq!(invited.tx, outbox.tx_of(sql, &[&invitation]).await, "member.invited: same transaction");
 
     let accept = "mutation($t: String!) { acceptInvitation(token: $t) { id } }";
-    let token = mailed_token(data_dir, "bob@example.com");
+    let token = invitation_token(data_dir, "bob@example.com").await;
     assert_eq!(bob.data(accept, json!({ "t": token })).await["acceptInvitation"]["id"], *org);
     let events = outbox.take(&["invitation.accepted", "member.joined"]).await;
     events[0].carries(json!({ "organization_id": org, "invitation_id": invitation, "user_id": bob_id,
@@ -196,7 +196,7 @@ async fn change_roles(
     ada.data(invite, json!({ "o": org })).await;
     outbox.take_one("member.invited").await.carries(json!({ "role": "owner" }));
     let accept = "mutation($t: String!) { acceptInvitation(token: $t) { viewerRole } }";
-    let token = mailed_token(data_dir, "bob@example.com");
+    let token = invitation_token(data_dir, "bob@example.com").await;
     assert_eq!(bob.data(accept, json!({ "t": token })).await["acceptInvitation"]["viewerRole"], "OWNER");
     let events = outbox.take(&["invitation.accepted", "role.changed"]).await;
     events[0].carries(json!({ "organization_id": org, "user_id": bob_id, "role": "owner" }));

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Actor, ORG_ACTIONS, Seen, Tenant, actions, attempt, invite, judge, mailed_token, set};
+use super::{Actor, ORG_ACTIONS, Seen, Tenant, actions, attempt, invite, invitation_token, judge, set};
 
 fn ids(connection: &Value) -> Vec<Value> {
     connection["edges"].as_array().expect("edges").iter().map(|e| e["node"]["id"].clone()).collect()
@@ -155,7 +155,7 @@ pub(super) async fn accept_invitation(tenants: &[Tenant]) {
     for (index, t) in tenants.iter().enumerate() {
         let email = format!("revoked-{index}@example.com");
         let invitation = invite(&t.owner, &t.org, &email, "ADMIN").await;
-        let token = mailed_token(&t.outbox, &email);
+        let token = invitation_token(&t.outbox, &email).await;
         let revoke = "mutation($i: ID!) { revokeInvitation(invitationId: $i) { status } }";
         t.owner.data(revoke, json!({ "i": invitation })).await;
         for actor in &everyone {
@@ -175,7 +175,7 @@ pub(super) async fn accept_invitation(tenants: &[Tenant]) {
 async fn accept_one(actor: &Actor, t: &Tenant, index: usize, email: &str) {
     let (c, mine) = (&actor.client, actor.tenant == index);
     invite(&t.owner, &t.org, email, "GUEST").await;
-    let token = mailed_token(&t.outbox, email);
+    let token = invitation_token(&t.outbox, email).await;
     let seen = attempt(c, ACCEPT, json!({ "t": token }), "acceptInvitation").await;
     let role = if mine { actor.org } else { "GUEST" };
     let expected = Seen::Data(json!({ "id": t.org, "viewerRole": role }));
