@@ -28,7 +28,8 @@ pub struct Topology {
     pub subgraphs: Vec<(&'static str, Process)>,
 }
 
-const NAMES: [&str; 8] = ["permissions", "auth", "users", "tenants", "workspaces", "files", "webhooks", "notifications"];
+const NAMES: [&str; 8] =
+    ["permissions", "auth", "users", "tenants", "workspaces", "files", "webhooks", "notifications"];
 
 pub async fn topology(env: &HashMap<String, String>, router_args: &[&str]) -> Topology {
     let cwd = std::env::temp_dir();

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Actor, ORG_ACTIONS, Seen, Tenant, actions, attempt, invite, invitation_token, judge, set};
+use super::{Actor, ORG_ACTIONS, Seen, Tenant, actions, attempt, invitation_token, invite, judge, set};
 
 fn ids(connection: &Value) -> Vec<Value> {
     connection["edges"].as_array().expect("edges").iter().map(|e| e["node"]["id"].clone()).collect()
