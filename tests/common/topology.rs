@@ -18,6 +18,8 @@ pub fn env(db_url: &str, data_dir: &std::path::Path) -> HashMap<String, String> 
         ("PYAIRTABLE_INTERNAL_SECRET".into(), TEST_INTERNAL_SECRET.into()),
         ("PYAIRTABLE_LISTEN".into(), "127.0.0.1:0".into()),
         ("PYAIRTABLE_LOG".into(), "warn".into()),
+        // The isolation matrix holds its sign-ins longer than ten minutes on a loaded machine.
+        ("PYAIRTABLE_ACCESS_TOKEN_TTL_SECONDS".into(), "3600".into()),
     ])
 }
 

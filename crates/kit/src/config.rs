@@ -155,6 +155,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PYAIRTABLE_FILES_MULTIPART_MAX_SIZE",
         "largest file in a GraphQL multipart request (default 32MiB, at most PYAIRTABLE_FILES_MAX_SIZE)",
     ),
+    (
+        "PYAIRTABLE_ACCESS_TOKEN_TTL_SECONDS",
+        "lifetime of the access tokens auth issues, 60 to 86400 (default 600)",
+    ),
     ("PYAIRTABLE_FILES_QUOTA", "bytes each organization may store (default 10GiB)"),
     ("PYAIRTABLE_FILES_URL_TTL_SECONDS", "lifetime of signed upload and download URLs (default 900)"),
     (
@@ -283,6 +287,8 @@ pub struct Config {
     pub webhooks_allow_loopback: bool,
     /// Notifications: delivery retries, SMS and push providers.
     pub notifications: NotificationsConfig,
+    /// How long the access tokens auth issues are valid (refresh tokens live as long as sessions).
+    pub access_token_ttl: std::time::Duration,
     /// How long the shutdown may take to drain requests and finish background work.
     pub shutdown_grace: std::time::Duration,
     /// Where spans are exported over OTLP/HTTP (`.../v1/traces`), when configured.
@@ -330,6 +336,9 @@ impl Config {
                 .unwrap_or_else(|| "http://permissions:4000".into()),
             trusted_proxies: env.networks("PYAIRTABLE_TRUSTED_PROXIES")?.unwrap_or_else(private_networks),
             federation: FederationConfig::from_env(&env)?,
+            access_token_ttl: std::time::Duration::from_secs(
+                env.bounded("PYAIRTABLE_ACCESS_TOKEN_TTL_SECONDS", 60, 86_400)?.unwrap_or(600),
+            ),
             shutdown_grace: std::time::Duration::from_secs(
                 env.bounded("PYAIRTABLE_SHUTDOWN_GRACE_SECONDS", 0, 3600)?.unwrap_or(20),
             ),
@@ -612,6 +621,7 @@ mod tests {
             ("PYAIRTABLE_INTERNAL_SECRET", "short"),
             ("PYAIRTABLE_SUBGRAPHS", "users=ftp://x"),
             ("PYAIRTABLE_SHUTDOWN_GRACE_SECONDS", "-1"),
+            ("PYAIRTABLE_ACCESS_TOKEN_TTL_SECONDS", "30"),
             ("PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK", "perhaps"),
         ];
         for (name, value) in cases {

@@ -32,7 +32,13 @@ pub const ROTATE_KEYS_AFTER: chrono::Duration = chrono::Duration::days(30);
 /// The subgraph, with its data sources from `kit`; it is also the router's authority.
 pub fn subgraph(kit: &Kit) -> Subgraph {
     let keys = SigningKeys::new(kit.db.clone(), ROTATE_KEYS_AFTER);
-    let auth = service::Auth::new(kit.db.clone(), keys, kit.mailer.clone(), kit.config.public_url.clone());
+    let auth = service::Auth::new(
+        kit.db.clone(),
+        keys,
+        kit.mailer.clone(),
+        kit.config.public_url.clone(),
+        kit.config.access_token_ttl,
+    );
     let schema = schema::builder().data(auth.clone()).finish();
     memberships::consumer().spawn(kit);
     let key = kit.config.internal_secret.as_ref().map(IdentityKey::new);

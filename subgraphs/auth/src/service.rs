@@ -19,8 +19,8 @@ use crate::secrets::{self, new_secret};
 use crate::sessions::SessionCache;
 use crate::{mfa, store};
 
-/// Access tokens live ten minutes; sessions (and so refresh tokens) thirty days.
-pub const ACCESS_TTL: Duration = Duration::minutes(10);
+/// Sessions (and so refresh tokens) live thirty days; access tokens as configured
+/// (`PYAIRTABLE_ACCESS_TOKEN_TTL_SECONDS`, ten minutes by default).
 pub const SESSION_TTL: Duration = Duration::days(30);
 /// A refresh token used again within this time (two tabs refreshing at once) is not reuse.
 pub const REFRESH_GRACE: Duration = Duration::seconds(10);
@@ -64,13 +64,21 @@ pub struct Auth {
     mailer: Arc<dyn Mailer>,
     public_url: String,
     audience: TokenAudience,
+    access_ttl: Duration,
 }
 
 impl Auth {
-    pub fn new(db: PgPool, keys: SigningKeys, mailer: Arc<dyn Mailer>, public_url: String) -> Self {
+    pub fn new(
+        db: PgPool,
+        keys: SigningKeys,
+        mailer: Arc<dyn Mailer>,
+        public_url: String,
+        access_ttl: std::time::Duration,
+    ) -> Self {
         let sessions = SessionCache::default();
         sessions.listen(db.clone());
-        Self { db, keys, sessions, mailer, public_url, audience: TokenAudience::default() }
+        let access_ttl = Duration::from_std(access_ttl).unwrap_or(Duration::minutes(10));
+        Self { db, keys, sessions, mailer, public_url, audience: TokenAudience::default(), access_ttl }
     }
 
     #[tracing::instrument(skip_all)]
@@ -175,7 +183,7 @@ impl Auth {
             user_id: state.user_id,
             access_token,
             refresh_token: token,
-            expires_in: ACCESS_TTL.num_seconds(),
+            expires_in: self.access_ttl.num_seconds(),
         })
     }
 
@@ -192,7 +200,7 @@ impl Auth {
         if !store::set_session_tenant(&self.db, session, user, tenant).await? {
             return Err(Error::Unauthenticated("the session has ended".into()));
         }
-        Ok((self.access_token(user, session, Some(tenant)).await?, ACCESS_TTL.num_seconds()))
+        Ok((self.access_token(user, session, Some(tenant)).await?, self.access_ttl.num_seconds()))
     }
 
     pub async fn sign_out(&self, caller: &Caller) -> Result<bool> {
@@ -331,7 +339,7 @@ impl Auth {
         let (refresh_token, hash) = new_secret("rt_");
         store::insert_refresh(tx, &hash, session).await?;
         let access_token = self.access_token(user_id, session, None).await?;
-        Ok(Tokens { user_id, access_token, refresh_token, expires_in: ACCESS_TTL.num_seconds() })
+        Ok(Tokens { user_id, access_token, refresh_token, expires_in: self.access_ttl.num_seconds() })
     }
 
     async fn access_token(&self, user_id: Uuid, session: Uuid, tenant: Option<Uuid>) -> Result<String> {
@@ -342,7 +350,7 @@ impl Auth {
             sub: user_id,
             tid: tenant,
             sid: session,
-            exp: now + ACCESS_TTL.num_seconds(),
+            exp: now + self.access_ttl.num_seconds(),
             iat: now,
             jti: Uuid::now_v7(),
             scp: vec!["*".into()],

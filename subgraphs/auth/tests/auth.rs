@@ -105,6 +105,24 @@ fn link_token(h: &SubgraphHarness, to: &str) -> String {
 }
 
 #[tokio::test]
+async fn access_tokens_live_as_long_as_configured() {
+    let h = SubgraphHarness::start_on(
+        pyairtable_kit::testing::test_database().await,
+        &[("PYAIRTABLE_ACCESS_TOKEN_TTL_SECONDS", "3600")],
+        &[pyairtable_notifications::subgraph],
+        pyairtable_auth::subgraph,
+    )
+    .await;
+    let data = anonymous(&h)
+        .data(SIGN_UP, json!({ "email": "long@example.com", "password": PASSWORD, "name": "Long" }))
+        .await;
+    let tokens = &data["signUp"]["tokens"];
+    assert_eq!(tokens["expiresIn"].as_i64(), Some(3600));
+    let claims = verify(&h, tokens["accessToken"].as_str().expect("an access token")).await;
+    assert_eq!(claims.exp - claims.iat, 3600);
+}
+
+#[tokio::test]
 async fn sign_up_issues_verifiable_tokens_and_a_single_use_verification_link() {
     let h = harness().await;
     let data = anonymous(&h)
