@@ -95,6 +95,7 @@ pub async fn organization_name(db: &mut PgConnection, id: Uuid) -> Result<String
 }
 
 pub async fn set_member(db: &mut PgConnection, tenant: Uuid, user: Uuid, role: &str) -> Result<()> {
+    Scope::tenant(tenant).apply(db).await?;
     sqlx::query(
         "insert into notifications.members (tenant_id, user_id, role) values ($1, $2, $3) \
          on conflict (tenant_id, user_id) do update set role = excluded.role",
@@ -108,6 +109,7 @@ pub async fn set_member(db: &mut PgConnection, tenant: Uuid, user: Uuid, role: &
 }
 
 pub async fn remove_member(db: &mut PgConnection, tenant: Uuid, user: Uuid) -> Result<()> {
+    Scope::tenant(tenant).apply(db).await?;
     sqlx::query("delete from notifications.members where tenant_id = $1 and user_id = $2")
         .bind(tenant)
         .bind(user)
@@ -118,6 +120,7 @@ pub async fn remove_member(db: &mut PgConnection, tenant: Uuid, user: Uuid) -> R
 
 /// The owners and admins of an organization who have an account here.
 pub async fn admins(db: &mut PgConnection, tenant: Uuid) -> Result<Vec<Recipient>> {
+    Scope::tenant(tenant).apply(db).await?;
     let sql = "select r.user_id, r.email, r.locale from notifications.members m \
                join notifications.recipients r on r.user_id = m.user_id \
                where m.tenant_id = $1 and m.role in ('owner', 'admin') order by r.user_id";
