@@ -53,12 +53,20 @@ async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value)
     socket.send(Message::text(message.to_string())).await.expect("send");
 }
 
-/// The next text message within `secs` seconds (pings skipped), or `None`.
+/// The next message of the protocol within `secs` seconds, or `None`; the router's pings (every
+/// 12 s) are answered and skipped.
 async fn receive(socket: &mut Socket, secs: u64) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         match tokio::time::timeout_at(deadline, socket.next()).await.ok()?? {
-            Ok(Message::Text(text)) => return Some(serde_json::from_str(text.as_str()).expect("JSON")),
+            Ok(Message::Text(text)) => {
+                let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                if message["type"] != "ping" {
+                    return Some(message);
+                }
+                let pong = json!({ "type": "pong" }).to_string();
+                socket.send(Message::text(pong)).await.expect("send");
+            }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => {}
         }
