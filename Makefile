@@ -1,7 +1,7 @@
 # The targets people expect. `make test` is the README's test command and what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test test-integration bench bench-files bench-gateway coverage check deploy-check fmt schema
+.PHONY: run test test-integration bench bench-files bench-webhooks bench-gateway coverage check deploy-check fmt schema
 
 ## Run the whole supergraph in one process (zero configuration).
 run:
@@ -23,6 +23,11 @@ bench:
 ## plain copy to the same store, and peak memory.
 bench-files:
 	$(CARGO) bench --locked --bench files
+
+## Webhooks benchmark (release build): sustained deliveries per second to a local receiver with
+## 1, 4 and 16 endpoints, and event commit to first attempt (p50, p99).
+bench-webhooks:
+	$(CARGO) bench --locked --bench webhooks
 
 ## Gateway benchmark: The Guild's federation benchmark shape (4 subgraphs, nested query) through
 ## our router, Hive Router, Apollo Gateway and Hive Gateway side by side (DURATION=30 s each).

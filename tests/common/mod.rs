@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 pub mod matrix;
 pub mod notifications;
 pub mod topology;
+pub mod webhooks;
 pub mod websocket;
 
 /// The binary under test.

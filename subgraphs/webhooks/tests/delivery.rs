@@ -1,11 +1,13 @@
 //! Delivery to a real receiving server on 127.0.0.1: domain events become signed messages that
 //! the Standard Webhooks reference library (Python) verifies, during a rotation too; retries on
 //! 500 stop at the first 2xx; 410 and sustained failure disable the endpoint with an operational
-//! event; replays of one message and of everything since a time.
+//! event; replays of one message and of everything since a time; a receiver that never answers
+//! is cut off after 15 s and retried.
 
 mod common;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{Receiver, endpoint, eventually, harness, organization, python_verifies};
 use pyairtable_kit::Caller;
@@ -274,4 +276,63 @@ async fn an_event_makes_its_messages_once_and_rows_need_their_tenant_scope() {
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *tx).await.expect("count");
         assert_eq!(seen, 0, "webhooks.{table} without a scope");
     }
+}
+
+/// A receiver that never answers its first request (it reads it, then waits forever) and
+/// answers 200 after that; returns its URL and when each request arrived.
+async fn silent_first() -> (pyairtable_kit::testing::TestServer, Arc<Mutex<Vec<Instant>>>) {
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let log = arrivals.clone();
+    let app = axum::Router::new().fallback(move |_body: String| {
+        let log = log.clone();
+        async move {
+            let first = {
+                let mut log = log.lock().expect("arrivals");
+                log.push(Instant::now());
+                log.len() == 1
+            };
+            if first {
+                std::future::pending::<()>().await;
+            }
+            "answered 200"
+        }
+    });
+    (pyairtable_kit::testing::spawn_app(app).await, arrivals)
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_cut_off_at_15_s_logged_as_a_timeout_and_retried() {
+    let harness = harness().await;
+    let ada = Uuid::now_v7();
+    let org = organization(&harness, ada).await;
+    let client = harness.client(&Caller::user(ada));
+    let (server, arrivals) = silent_first().await;
+    let (id, _) = endpoint(&client, org, &format!("http://{}/hook", server.addr), &[]).await;
+    workspace_created(&harness, org, "Silent").await;
+    let count = || arrivals.lock().expect("arrivals").len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count() < 2 {
+        assert!(Instant::now() < deadline, "{} attempts arrived", count());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = arrivals.lock().expect("arrivals").clone();
+    let gap = got[1] - got[0];
+    assert!(
+        gap >= Duration::from_secs(15 + 4) && gap <= Duration::from_secs(15 + 7),
+        "cut off at 15 s, then retried 5 s ± 20 % later: {gap:?}"
+    );
+    let log = eventually(&client, MESSAGES, json!({ "id": id }), Duration::from_secs(10), |d| {
+        messages(d).first().is_some_and(|m| m["status"] == "DELIVERED")
+    })
+    .await;
+    let message = &messages(&log)[0];
+    assert_eq!(message["attemptCount"], 2, "{message}");
+    let attempts = message["attempts"]["edges"].as_array().expect("edges");
+    let timed_out = &attempts[0]["node"];
+    assert_eq!((&timed_out["succeeded"], &timed_out["responseStatus"]), (&json!(false), &Value::Null));
+    assert_eq!(timed_out["error"], "timed out after 15 s", "{timed_out}");
+    let latency = timed_out["latencyMs"].as_i64().expect("latencyMs");
+    assert!((15_000..16_000).contains(&latency), "the attempt took the timeout, no more: {latency} ms");
+    let retried = &attempts[1]["node"];
+    assert_eq!((&retried["succeeded"], &retried["responseStatus"]), (&json!(true), &json!(200)));
 }
