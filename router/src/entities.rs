@@ -71,8 +71,11 @@ fn each_item<'v>(items: &'v [Value], path: &mut Vec<Value>, mut f: impl FnMut(&'
 /// planner names a field it fetched under an internal alias that way), and written under its
 /// response key. Fields the data lacks are left out (an earlier fetch failed: the subgraph says
 /// what is missing); `None` when nothing at all is selected.
-pub fn representation(object: &Value, requires: &SelectionSet, schema: &SchemaIndex) -> Option<Value> {
-    let Value::Object(object) = object else { return None };
+pub fn representation(
+    object: &Map<String, Value>,
+    requires: &SelectionSet,
+    schema: &SchemaIndex,
+) -> Option<Value> {
     let mut out = Map::new();
     select_into(object, requires, schema, &mut out);
     let only_typename = out.keys().all(|k| k == "__typename");

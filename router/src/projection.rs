@@ -13,6 +13,18 @@ use crate::schema::{SchemaIndex, TypeKind, TypeRef};
 /// A non-null violation below made this value null; its error is already recorded.
 struct Propagated;
 
+/// `Parent.field`, for the error of a non-null violation (formatted only then).
+struct Label<'a> {
+    parent: &'a str,
+    field: &'a str,
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.parent, self.field)
+    }
+}
+
 pub struct Projection<'a> {
     pub schema: &'a SchemaIndex,
     pub variables: &'a Map<String, Value>,
@@ -66,8 +78,7 @@ impl Projection<'_> {
         let Some(def) = self.schema.field(parent, name) else { return Ok(Value::Null) };
         let raw = object.get(key).unwrap_or(&Value::Null);
         let sets: Vec<&SelectionSet> = nodes.iter().map(|n| &n.selections).collect();
-        let label = format!("{parent}.{name}");
-        self.complete(&def.ty, raw, &sets, path, &label)
+        self.complete(&def.ty, raw, &sets, path, &Label { parent, field: name })
     }
 
     fn complete(
@@ -76,7 +87,7 @@ impl Projection<'_> {
         value: &Value,
         sets: &[&SelectionSet],
         path: &mut Vec<Value>,
-        label: &str,
+        label: &Label<'_>,
     ) -> Result<Value, Propagated> {
         match ty {
             TypeRef::NonNull(inner) => match self.complete_nullable(inner, value, sets, path, label) {
@@ -97,7 +108,7 @@ impl Projection<'_> {
         value: &Value,
         sets: &[&SelectionSet],
         path: &mut Vec<Value>,
-        label: &str,
+        label: &Label<'_>,
     ) -> Result<Value, Propagated> {
         if value.is_null() {
             return Ok(Value::Null);
@@ -160,7 +171,7 @@ impl Projection<'_> {
         }
     }
 
-    fn non_null_violation(&mut self, path: &[Value], label: &str) {
+    fn non_null_violation(&mut self, path: &[Value], label: &Label<'_>) {
         // An error at this path, above it (a failed fetch) or below it (a subgraph already
         // propagated a null up to here) explains the null.
         let explained = self

@@ -113,11 +113,16 @@ impl Execution<'_> {
             let mut found = Vec::new();
             collect_targets(data, path.as_slice(), &mut Vec::new(), self.schema, &mut found);
             for (path, object) in found {
-                let mut object = Value::Object(object.clone());
-                if let Some(rewrites) = group.input_rewrites {
-                    apply_rewrites(&mut object, rewrites, self.schema);
-                }
-                let Some(rep) = representation(&object, group.requires, self.schema) else { continue };
+                // Rewrites change a copy; without them the representation is read in place.
+                let rep = match group.input_rewrites {
+                    Some(rewrites) => {
+                        let mut object = Value::Object(object.clone());
+                        apply_rewrites(&mut object, rewrites, self.schema);
+                        object.as_object().and_then(|o| representation(o, group.requires, self.schema))
+                    }
+                    None => representation(object, group.requires, self.schema),
+                };
+                let Some(rep) = rep else { continue };
                 let key = rep.to_string();
                 let index = *seen.entry(key).or_insert_with(|| {
                     representations.push(rep);
@@ -138,14 +143,23 @@ impl Execution<'_> {
     ) {
         let mut data = response.data.unwrap_or(Value::Null);
         for (group, group_targets) in groups.iter().zip(targets) {
-            let Some(Value::Array(entities)) = data.get_mut(group.response_key).map(Value::take) else {
+            let Some(Value::Array(mut entities)) = data.get_mut(group.response_key).map(Value::take) else {
                 continue;
             };
+            // An answer is moved into the data at its last target, copied for the others.
+            let mut uses = vec![0usize; entities.len()];
             for target in group_targets {
-                let Some(entity) = entities.get(target.representation).filter(|e| e.is_object()) else {
+                if let Some(n) = uses.get_mut(target.representation) {
+                    *n += 1;
+                }
+            }
+            for target in group_targets {
+                let index = target.representation;
+                let Some(entity) = entities.get_mut(index).filter(|e| e.is_object()) else {
                     continue;
                 };
-                let mut entity = entity.clone();
+                uses[index] -= 1;
+                let mut entity = if uses[index] == 0 { entity.take() } else { entity.clone() };
                 if let Some(rewrites) = group.output_rewrites {
                     apply_rewrites(&mut entity, rewrites, self.schema);
                 }

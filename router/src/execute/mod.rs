@@ -155,9 +155,10 @@ impl<'a> Execution<'a> {
                     if let Some(rewrites) = &fetch.output_rewrites {
                         apply_rewrites(&mut data, rewrites, self.schema);
                     }
-                    for target in &targets {
+                    let last = targets.len() - 1;
+                    for (i, target) in targets.iter().enumerate() {
                         if let Some(slot) = pointer_mut(&mut state.data, target) {
-                            deep_merge(slot, data.clone());
+                            deep_merge(slot, if i == last { data.take() } else { data.clone() });
                         }
                     }
                 }

@@ -62,7 +62,10 @@ impl Inflight {
                 let leader = Leader { inflight: self, key: &key, slot };
                 let result = fetch.await;
                 drop(leader);
-                let _ = sender.send(Some(Arc::new(result.clone())));
+                // Out of the map now: whoever waits has joined already. Copied only for them.
+                if sender.receiver_count() > 0 {
+                    let _ = sender.send(Some(Arc::new(result.clone())));
+                }
                 result
             }
             Err(mut slot) => {
