@@ -9,6 +9,9 @@ use pyairtable::schema_files;
 use pyairtable_kit::config::parse_subgraph_pair;
 use pyairtable_kit::{Config, ConfigError, Kit};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "pyairtable", version, about = "PyAirtable Platform: a federated GraphQL supergraph")]
 struct Cli {
