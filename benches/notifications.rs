@@ -22,7 +22,7 @@ const USERS: usize = 100;
 const SOCKETS_PER_USER: usize = 100;
 const SOCKETS: usize = USERS * SOCKETS_PER_USER;
 /// Measured rounds, after one warm-up round.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 10;
 /// Sockets being opened at once.
 const OPENING: usize = 200;
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,6 +142,28 @@ async fn read(mut socket: Socket, reports: mpsc::UnboundedSender<Report>) {
     let _ = reports.send(Report::Closed(why));
 }
 
+/// Opens and subscribes a socket per token, a few hundred at a time; a reader task for each.
+async fn open(ws_url: &str, tokens: &[&str], reports: &mpsc::UnboundedSender<Report>) {
+    let mut opening =
+        futures::stream::iter(tokens).map(|token| subscribe(ws_url, token)).buffer_unordered(OPENING);
+    while let Some(socket) = opening.next().await {
+        tokio::spawn(read(socket, reports.clone()));
+    }
+}
+
+/// Waits (up to a minute) until the router streams `count` subscriptions.
+async fn wait_for_subscriptions(http: &reqwest::Client, base: &str, count: usize) {
+    let mut active = 0;
+    for _ in 0..600 {
+        active = active_subscriptions(http, base).await;
+        if active >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{active} of {count} subscriptions active");
+}
+
 /// The router's `router_subscriptions_active` gauge.
 async fn active_subscriptions(http: &reqwest::Client, base: &str) -> usize {
     let Ok(answer) = http.get(format!("{base}/metrics")).send().await else { return 0 };
@@ -195,9 +217,10 @@ fn line(label: &str, latencies: &[f64]) -> String {
     let mut sorted = latencies.to_vec();
     sorted.sort_by(f64::total_cmp);
     format!(
-        "{label:<10} received {:>6}/{:<6}  p50 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms",
+        "{label:<10} received {:>6}/{:<6}  min {:>6.1} ms  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
         sorted.len(),
         if label == "all rounds" { SOCKETS * ROUNDS } else { SOCKETS },
+        sorted.first().copied().unwrap_or(f64::NAN),
         percentile(&sorted, 50.0),
         percentile(&sorted, 99.0),
         sorted.last().copied().unwrap_or(f64::NAN)
@@ -214,6 +237,8 @@ async fn main() {
     let ws_url = format!("{}/graphql", server.base.replace("http://", "ws://"));
     let http = reqwest::Client::new();
 
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_mib(pid);
     let started = Instant::now();
     let users = sign_up_users(&graphql).await;
     let owner = graphql.clone().with_header("authorization", &format!("Bearer {}", users[0].1));
@@ -227,23 +252,18 @@ async fn main() {
 
     let started = Instant::now();
     let (tx, mut reports) = mpsc::unbounded_channel();
-    let tokens = users.iter().flat_map(|(_, token)| std::iter::repeat_n(token.as_str(), SOCKETS_PER_USER));
-    let mut opening =
-        futures::stream::iter(tokens).map(|token| subscribe(&ws_url, token)).buffer_unordered(OPENING);
-    while let Some(socket) = opening.next().await {
-        tokio::spawn(read(socket, tx.clone()));
-    }
-    drop(opening);
-    let mut active = 0;
-    for _ in 0..600 {
-        active = active_subscriptions(&http, &server.base).await;
-        if active >= SOCKETS {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(active >= SOCKETS, "{active} of {SOCKETS} subscriptions active");
-    let opened = started.elapsed();
+    let tokens: Vec<&str> =
+        (0..SOCKETS_PER_USER).flat_map(|_| users.iter().map(|(_, t)| t.as_str())).collect();
+    let (first_half, second_half) = tokens.split_at(SOCKETS / 2);
+    open(&ws_url, first_half, &tx).await;
+    wait_for_subscriptions(&http, &server.base, SOCKETS / 2).await;
+    let mut opened = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let with_half = rss_mib(pid);
+    let started = Instant::now();
+    open(&ws_url, second_half, &tx).await;
+    wait_for_subscriptions(&http, &server.base, SOCKETS).await;
+    opened += started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let with_sockets = rss_mib(pid);
 
@@ -281,8 +301,15 @@ async fn main() {
         opened.as_secs_f64()
     );
     println!(
-        "pyairtable serve RSS: {before:.0} MiB before the sockets, {with_sockets:.0} MiB with {SOCKETS} open, {after:.0} MiB after the rounds"
+        "pyairtable serve RSS: {idle:.0} MiB idle, {before:.0} MiB after the sign-ups (before the sockets), \
+         {with_half:.0} MiB with {} open, {with_sockets:.0} MiB with {SOCKETS}, {after:.0} MiB after the rounds",
+        SOCKETS / 2
     );
-    println!("memory per connection: {:.1} KiB", (with_sockets - before) * 1024.0 / SOCKETS as f64);
+    println!(
+        "memory per connection: {:.1} KiB (0 -> {SOCKETS} sockets), {:.1} KiB ({} -> {SOCKETS})",
+        (with_sockets - before) * 1024.0 / SOCKETS as f64,
+        (with_sockets - with_half) * 1024.0 / (SOCKETS / 2) as f64,
+        SOCKETS / 2
+    );
     let _ = server.child.start_kill();
 }
