@@ -1,7 +1,7 @@
 # The targets people expect. `make test` is the README's test command and what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test test-integration bench bench-files bench-webhooks bench-gateway coverage check deploy-check fmt schema
+.PHONY: run test test-integration bench bench-files bench-webhooks bench-notifications bench-gateway coverage check deploy-check fmt schema
 
 ## Run the whole supergraph in one process (zero configuration).
 run:
@@ -28,6 +28,11 @@ bench-files:
 ## 1, 4 and 16 endpoints, and event commit to first attempt (p50, p99).
 bench-webhooks:
 	$(CARGO) bench --locked --bench webhooks
+
+## Notifications benchmark (release build): 10,000 WebSocket subscribers on one router, fan-out
+## latency p50/p99 from the event's commit to each socket's receipt, memory per connection.
+bench-notifications:
+	$(CARGO) bench --locked --bench notifications
 
 ## Gateway benchmark: The Guild's federation benchmark shape (4 subgraphs, nested query) through
 ## our router, Hive Router, Apollo Gateway and Hive Gateway side by side (DURATION=30 s each).

@@ -1,5 +1,6 @@
 //! Notifications through the router: an invitation mails the invitee and reaches their
-//! `notificationReceived` subscription live over a WebSocket; another user's socket gets nothing.
+//! `notificationReceived` subscription live over a WebSocket; another user's socket gets nothing;
+//! each user reads their own preferences.
 
 use std::time::Duration;
 
@@ -83,6 +84,20 @@ pub async fn notification_scenario(router: &GraphQLClient, ws_url: &str, data_di
     }
     assert!(seen.iter().all(|id| adas.contains(id)), "Ada got {seen:?}, her feed is {adas:?}");
     assert!(seen.iter().all(|id| !ids(&bobs).contains(id)), "none of Bob's reached Ada");
+
+    // Preferences through the router: Bob's global email opt-out is his, not Ada's.
+    bob.data("mutation { setNotificationPreference(channel: EMAIL, enabled: false) }", json!({})).await;
+    let prefs = "{ notificationPreferences { workflow channel enabled source } }";
+    let invited_email = |data: &Value| {
+        let list = data["notificationPreferences"].as_array().cloned().unwrap_or_default();
+        list.into_iter().find(|p| p["workflow"] == "member.invited" && p["channel"] == "EMAIL")
+    };
+    let bobs = bob.data(prefs, json!({})).await;
+    let expected =
+        json!({ "workflow": "member.invited", "channel": "EMAIL", "enabled": false, "source": "GLOBAL" });
+    assert_eq!(invited_email(&bobs), Some(expected), "{bobs}");
+    let adas = ada.data(prefs, json!({})).await;
+    assert_eq!(invited_email(&adas).map(|p| p["source"].clone()), Some(json!("DEFAULT")), "{adas}");
 }
 
 fn ids(feed: &Value) -> Vec<String> {

@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::deliveries::{self, NewDelivery};
+use crate::preferences;
 use crate::store::{self, Recipient};
 use crate::workflows::{ChannelKind, Workflow, workflow};
 
@@ -177,10 +178,11 @@ async fn deliver(
     let locale = target.user.as_ref().map_or(crate::templates::DEFAULT_LOCALE, |u| u.locale.as_str());
     for channel in flow.channels {
         let wanted = match &target.user {
-            Some(user) if !flow.critical => {
-                store::enabled(db, user.user_id, flow.key, channel.as_str(), true).await?
+            Some(user) => {
+                let choices = store::choices(db, user.user_id, flow.key, channel.as_str()).await?;
+                preferences::resolve(flow.critical, choices).0
             }
-            _ => true,
+            None => true, // an address without an account has no preferences
         };
         if !wanted {
             continue;

@@ -6,6 +6,7 @@
 mod channels;
 mod deliveries;
 mod events;
+mod preferences;
 mod schema;
 mod service;
 mod store;

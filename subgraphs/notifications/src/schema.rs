@@ -10,6 +10,7 @@ use pyairtable_kit::identity::caller;
 use pyairtable_kit::input::parse_id;
 use std::sync::Arc;
 
+use crate::preferences::Preference;
 use crate::service::{Feed, channel};
 use crate::store::{Engagement, ItemRow};
 use crate::workflows::ChannelKind;
@@ -100,6 +101,14 @@ impl Query {
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let me = caller(ctx)?.require_user()?;
         Ok(ctx.data::<Feed>()?.unread_count(me).await?)
+    }
+
+    /// The signed-in user's notification settings: every workflow on each of its channels
+    /// (critical ones always enabled), then each channel for every workflow (the global
+    /// choices), with the effective `enabled` and what decided it.
+    async fn notification_preferences(&self, ctx: &Context<'_>) -> Result<Vec<Preference>> {
+        let me = caller(ctx)?.require_user()?;
+        Ok(ctx.data::<Feed>()?.preferences(me).await?)
     }
 }
 

@@ -9,6 +9,7 @@ use pyairtable_kit::{Error, Result};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::preferences::{self, ALL_WORKFLOWS, Preference};
 use crate::store::{self, Engagement, ItemRow};
 use crate::templates::Templates;
 use crate::workflows::{ChannelKind, workflow};
@@ -95,9 +96,20 @@ impl Feed {
             return Err(Error::bad_input("workflow", format!("{key:?} is not a notification workflow")));
         }
         let mut tx = scoped(&self.db, &Scope::user(me)).await?;
-        store::set_preference(&mut tx, me, workflow_key.unwrap_or("*"), channel.as_str(), enabled).await?;
+        store::set_preference(&mut tx, me, workflow_key.unwrap_or(ALL_WORKFLOWS), channel.as_str(), enabled)
+            .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The caller's settings: every workflow on each of its channels and every channel for all
+    /// workflows, each effective value with what decided it. Only their own rows are read.
+    #[tracing::instrument(skip_all)]
+    pub async fn preferences(&self, me: Uuid) -> Result<Vec<Preference>> {
+        let mut tx = scoped(&self.db, &Scope::user(me)).await?;
+        let choices = store::preferences(&mut tx, me).await?;
+        tx.commit().await?;
+        Ok(preferences::table(&choices))
     }
 }
 

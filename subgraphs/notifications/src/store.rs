@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::preferences::Choices;
+
 /// Someone with an account, as `user.registered` announced them.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Recipient {
@@ -127,26 +129,27 @@ pub async fn admins(db: &mut PgConnection, tenant: Uuid) -> Result<Vec<Recipient
     Ok(sqlx::query_as(sql).bind(tenant).fetch_all(db).await?)
 }
 
-/// Whether `user` gets `workflow` on `channel`: their choice for the workflow, else their global
-/// choice for the channel, else `default`.
-pub async fn enabled(
-    db: &mut PgConnection,
-    user: Uuid,
-    workflow: &str,
-    channel: &str,
-    default: bool,
-) -> Result<bool> {
+/// The user's choices bearing on `workflow` on `channel`: for the workflow, and for every
+/// workflow (`*`). `preferences::resolve` decides from them.
+pub async fn choices(db: &mut PgConnection, user: Uuid, workflow: &str, channel: &str) -> Result<Choices> {
     Scope::user(user).apply(db).await?;
-    let choice: Option<bool> = sqlx::query_scalar(
-        "select enabled from notifications.preferences where user_id = $1 and channel = $3 \
-         and workflow in ($2, '*') order by (workflow = '*') limit 1",
+    let (workflow, global) = sqlx::query_as(
+        "select bool_or(enabled) filter (where workflow = $2), bool_or(enabled) filter (where workflow = '*') \
+         from notifications.preferences where user_id = $1 and channel = $3 and workflow in ($2, '*')",
     )
     .bind(user)
     .bind(workflow)
     .bind(channel)
-    .fetch_optional(db)
+    .fetch_one(db)
     .await?;
-    Ok(choice.unwrap_or(default))
+    Ok(Choices { workflow, global })
+}
+
+/// Every choice of the user (the transaction is scoped to them): (workflow, channel, enabled).
+pub async fn preferences(db: &mut PgConnection, user: Uuid) -> Result<Vec<(String, String, bool)>> {
+    let sql = "select workflow, channel, enabled from notifications.preferences where user_id = $1 \
+               order by workflow, channel";
+    Ok(sqlx::query_as(sql).bind(user).fetch_all(db).await?)
 }
 
 pub async fn set_preference(

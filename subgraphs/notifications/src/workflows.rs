@@ -36,6 +36,8 @@ impl ChannelKind {
 pub struct Workflow {
     /// The event type that triggers it (also its name).
     pub key: &'static str,
+    /// What it is, for people (shown with the preferences).
+    pub title: &'static str,
     /// Critical workflows (password reset, security alerts) ignore opt-outs.
     pub critical: bool,
     /// The channels it uses unless the recipient chose otherwise.
@@ -47,13 +49,44 @@ pub struct Workflow {
 use ChannelKind::{Email, InApp};
 
 pub const WORKFLOWS: &[Workflow] = &[
-    Workflow { key: "auth.password_reset_requested", critical: true, channels: &[Email], sample: reset },
-    Workflow { key: "member.invited", critical: false, channels: &[Email, InApp], sample: invited },
-    Workflow { key: "member.joined", critical: false, channels: &[InApp], sample: membership },
-    Workflow { key: "role.changed", critical: false, channels: &[InApp], sample: role_changed },
-    Workflow { key: "member.removed", critical: false, channels: &[InApp], sample: membership },
+    Workflow {
+        key: "auth.password_reset_requested",
+        title: "Password reset links",
+        critical: true,
+        channels: &[Email],
+        sample: reset,
+    },
+    Workflow {
+        key: "member.invited",
+        title: "Invitations to an organization",
+        critical: false,
+        channels: &[Email, InApp],
+        sample: invited,
+    },
+    Workflow {
+        key: "member.joined",
+        title: "You joined an organization",
+        critical: false,
+        channels: &[InApp],
+        sample: membership,
+    },
+    Workflow {
+        key: "role.changed",
+        title: "Your role in an organization changed",
+        critical: false,
+        channels: &[InApp],
+        sample: role_changed,
+    },
+    Workflow {
+        key: "member.removed",
+        title: "You were removed from an organization",
+        critical: false,
+        channels: &[InApp],
+        sample: membership,
+    },
     Workflow {
         key: "webhook.endpoint_disabled",
+        title: "A webhook endpoint of your organization was disabled",
         critical: false,
         channels: &[Email, InApp],
         sample: endpoint_disabled,

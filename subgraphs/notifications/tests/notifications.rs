@@ -261,3 +261,113 @@ async fn a_user_chooses_the_language_of_their_notifications() {
     eventually("the invitation", || async { mails(&harness).len() == 1 }).await;
     assert_eq!(mails(&harness)[0].subject, "Rejoignez Acme sur PyAirtable", "fr-CA falls back to fr");
 }
+
+const PREFERENCES: &str = "{ notificationPreferences { workflow title critical channel enabled source } }";
+
+/// `(enabled, source)` of each (workflow or `*`, channel) entry of the caller's preferences.
+async fn preferences(client: &pyairtable_kit::testing::GraphQLClient) -> Vec<(String, String, bool, String)> {
+    let data = client.data(PREFERENCES, json!({})).await;
+    let rows = data["notificationPreferences"].as_array().expect("a list").iter();
+    rows.map(|p| {
+        let workflow = p["workflow"].as_str().unwrap_or("*").to_owned();
+        let channel = p["channel"].as_str().expect("channel").to_owned();
+        (
+            workflow,
+            channel,
+            p["enabled"].as_bool().expect("enabled"),
+            p["source"].as_str().expect("source").into(),
+        )
+    })
+    .collect()
+}
+
+fn entry<'a>(prefs: &'a [(String, String, bool, String)], workflow: &str, channel: &str) -> (bool, &'a str) {
+    let found = prefs.iter().find(|(w, c, _, _)| w == workflow && c == channel);
+    let (_, _, enabled, source) = found.unwrap_or_else(|| panic!("no entry {workflow} {channel}: {prefs:?}"));
+    (*enabled, source.as_str())
+}
+
+#[tokio::test]
+async fn preferences_show_every_workflow_and_channel_with_what_decided_them() {
+    let harness = start(&[]).await;
+    let (ada, bob) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let client = harness.client(&Caller::user(ada));
+    let set = "mutation($w: String, $c: NotificationChannel!, $e: Boolean!) {
+        setNotificationPreference(workflow: $w, channel: $c, enabled: $e) }";
+
+    // Defaults: each workflow on each of its channels, then the four global entries; all on.
+    let data = client.data(PREFERENCES, json!({})).await;
+    let invited = data["notificationPreferences"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|p| p["workflow"] == "member.invited" && p["channel"] == "EMAIL");
+    assert_eq!(
+        invited,
+        Some(&json!({ "workflow": "member.invited", "title": "Invitations to an organization",
+            "critical": false, "channel": "EMAIL", "enabled": true, "source": "DEFAULT" })),
+        "{data}"
+    );
+    let defaults = preferences(&client).await;
+    assert_eq!(defaults.len(), 8 + 4, "8 workflow channels and 4 global entries: {defaults:?}");
+    assert!(
+        defaults.iter().all(|(w, _, on, source)| *on
+            && source == if w == "auth.password_reset_requested" { "CRITICAL" } else { "DEFAULT" }),
+        "{defaults:?}"
+    );
+    assert_eq!(entry(&defaults, "*", "SMS"), (true, "DEFAULT"));
+
+    // A choice for one workflow changes that workflow on that channel only.
+    client.data(set, json!({ "w": "member.joined", "c": "IN_APP", "e": false })).await;
+    let after_workflow = preferences(&client).await;
+    assert_eq!(entry(&after_workflow, "member.joined", "IN_APP"), (false, "WORKFLOW"));
+    assert_eq!(entry(&after_workflow, "member.removed", "IN_APP"), (true, "DEFAULT"));
+    assert_eq!(entry(&after_workflow, "*", "IN_APP"), (true, "DEFAULT"));
+
+    // The global opt-out turns off every workflow on the channel, except where a workflow's own
+    // choice says otherwise, and never a critical one.
+    client.data(set, json!({ "w": "member.invited", "c": "EMAIL", "e": true })).await;
+    client.data(set, json!({ "w": null, "c": "EMAIL", "e": false })).await;
+    client.data(set, json!({ "w": "auth.password_reset_requested", "c": "EMAIL", "e": false })).await;
+    let after_global = preferences(&client).await;
+    assert_eq!(entry(&after_global, "*", "EMAIL"), (false, "GLOBAL"));
+    assert_eq!(entry(&after_global, "webhook.endpoint_disabled", "EMAIL"), (false, "GLOBAL"));
+    assert_eq!(entry(&after_global, "member.invited", "EMAIL"), (true, "WORKFLOW"));
+    assert_eq!(entry(&after_global, "webhook.endpoint_disabled", "IN_APP"), (true, "DEFAULT"));
+    assert_eq!(entry(&after_global, "auth.password_reset_requested", "EMAIL"), (true, "CRITICAL"));
+
+    // Another user sees none of it: their own defaults only.
+    let bobs = preferences(&harness.client(&Caller::user(bob))).await;
+    assert_eq!(bobs, defaults, "Bob sees only his own (default) preferences");
+    let anonymous = harness.client(&Caller::anonymous());
+    assert_eq!(anonymous.error_code(PREFERENCES, json!({})).await, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn what_the_preferences_show_is_what_the_consumer_does() {
+    let harness = start(&[]).await;
+    let ada = register(&harness, "ada@example.com", None).await;
+    let org = organization(&harness, ada, "Acme").await;
+    let client = harness.client(&Caller::user(ada));
+    let set = "mutation($w: String, $c: NotificationChannel!, $e: Boolean!) {
+        setNotificationPreference(workflow: $w, channel: $c, enabled: $e) }";
+    client.data(set, json!({ "w": null, "c": "IN_APP", "e": false })).await;
+    client.data(set, json!({ "w": "role.changed", "c": "IN_APP", "e": true })).await;
+    let shown = preferences(&client).await;
+    assert_eq!(entry(&shown, "member.joined", "IN_APP"), (false, "GLOBAL"));
+    assert_eq!(entry(&shown, "role.changed", "IN_APP"), (true, "WORKFLOW"));
+
+    publish(&harness, "member.joined", json!({ "organization_id": org, "user_id": ada, "role": "member" }))
+        .await;
+    let promoted =
+        json!({ "organization_id": org, "user_id": ada, "role": "admin", "previous_role": "member" });
+    publish(&harness, "role.changed", promoted).await;
+    eventually("the role change in the feed", || async {
+        client.data(FEED, json!({})).await["notifications"]["totalCount"] == 1
+    })
+    .await;
+    // Events apply in order: member.joined was decided before role.changed made its item.
+    let feed = client.data(FEED, json!({})).await;
+    assert_eq!(feed["notifications"]["totalCount"], 1, "member.joined is off: {feed}");
+    assert_eq!(feed["notifications"]["edges"][0]["node"]["workflow"], "role.changed");
+}
