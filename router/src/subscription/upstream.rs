@@ -54,9 +54,12 @@ pub(crate) async fn open(
         .headers_mut()
         .insert(http::header::SEC_WEBSOCKET_PROTOCOL, http::HeaderValue::from_static(PROTOCOL));
     let connector = tls.map(Connector::Rustls);
-    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
-        .await
-        .map_err(connect_error)?;
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(pyairtable_kit::subgraph::WS_READ_BUFFER);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+            .await
+            .map_err(connect_error)?;
     send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await?;
     tokio::time::timeout(ACK_TIMEOUT, acknowledged(&mut socket))
         .await

@@ -66,6 +66,7 @@ pub(crate) async fn accept(
     }
     let lifecycle = pipeline.options().subscriptions.lifecycle.clone();
     let connection = Connection::new(pipeline, protocol, client);
+    let upgrade = upgrade.read_buffer_size(pyairtable_kit::subgraph::WS_READ_BUFFER);
     upgrade.protocols([protocol.name()]).on_upgrade(move |socket| async move {
         match lifecycle {
             // Tracked, so a shutdown waits for the close handshake (within its grace period).
