@@ -35,7 +35,18 @@ async fn receive(socket: &mut Socket, secs: u64) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         match tokio::time::timeout_at(deadline, socket.next()).await.ok()?? {
-            Ok(Message::Text(text)) => return Some(serde_json::from_str(text.as_str()).expect("JSON")),
+            Ok(Message::Text(text)) => {
+                let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                // The router's keep-alive (every 12 s) is answered and is not an event.
+                match message["type"].as_str() {
+                    Some("ping") => {
+                        let pong = json!({ "type": "pong" }).to_string();
+                        socket.send(Message::text(pong)).await.ok()?;
+                    }
+                    Some("pong") => {}
+                    _ => return Some(message),
+                }
+            }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => {}
         }
