@@ -4,8 +4,9 @@
 //! server's peak memory. Run with `make bench-files` (release build); PostgreSQL as for the tests.
 //! Figures are only comparable within one run.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -14,7 +15,8 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use pyairtable_kit::testing::{GraphQLClient, test_database};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+
+use common::{memory_mib, serve};
 
 const MIB: usize = 1024 * 1024;
 /// (file size, repetitions)
@@ -30,40 +32,8 @@ fn body(size: usize) -> impl futures::Stream<Item = Result<Bytes, std::io::Error
     }))
 }
 
-struct Server {
-    child: tokio::process::Child,
-    base: String,
-}
-
-async fn serve(db_url: &str, data_dir: &std::path::Path) -> Server {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyairtable"))
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("PYAIRTABLE_LISTEN", "127.0.0.1:0")
-        .env("PYAIRTABLE_DATA_DIR", data_dir)
-        .env("PYAIRTABLE_FILES_MAX_SIZE", "1GiB")
-        .env("PYAIRTABLE_LOG", "error")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("pyairtable serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    while let Some(line) = lines.next_line().await.expect("reads") {
-        if let Some(base) = line.strip_prefix("listening on ") {
-            return Server { base: base.trim().to_owned(), child };
-        }
-    }
-    panic!("pyairtable serve did not start");
-}
-
 fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    memory_mib(pid, "VmHWM")
 }
 
 /// A signed-in user's client and a workspace of theirs.
@@ -141,7 +111,7 @@ fn mib_per_s(bytes: usize, elapsed: Duration) -> f64 {
 async fn main() {
     let db = test_database().await;
     let data_dir = tempfile::tempdir().expect("data dir");
-    let mut server = serve(db.url(), data_dir.path()).await;
+    let mut server = serve(db.url(), data_dir.path(), &[("PYAIRTABLE_FILES_MAX_SIZE", "1GiB")]).await;
     let pid = server.child.id().expect("running");
     let graphql = GraphQLClient::new(format!("{}/graphql", server.base));
     let (client, ws) = seed(&graphql).await;

@@ -7,13 +7,13 @@
 //! bench-notifications`; PostgreSQL and Redis as for the tests. Figures are only comparable
 //! within one run.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use futures::{SinkExt, StreamExt};
 use pyairtable_kit::testing::{GraphQLClient, redis_url, test_database};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::Message;
@@ -35,46 +35,23 @@ enum Report {
     Closed(String),
 }
 
-struct Server {
-    child: tokio::process::Child,
-    base: String,
-}
-
-async fn serve(db_url: &str, data_dir: &std::path::Path) -> Server {
+/// `pyairtable serve` on the Redis bus (a prefix of its own).
+async fn serve(db_url: &str, data_dir: &std::path::Path) -> common::Server {
     let prefix = format!("bench-{}:", uuid::Uuid::new_v4().simple());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyairtable"))
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("REDIS_URL", redis_url())
-        .env("PYAIRTABLE_REDIS_PREFIX", prefix)
-        .env("PYAIRTABLE_LISTEN", "127.0.0.1:0")
-        .env("PYAIRTABLE_DATA_DIR", data_dir)
+    let redis = redis_url();
+    let env = [
+        ("REDIS_URL", redis.as_str()),
+        ("PYAIRTABLE_REDIS_PREFIX", prefix.as_str()),
         // Every client of the benchmark is 127.0.0.1: the per-IP budgets would refuse it.
-        .env("PYAIRTABLE_RATE_LIMIT_IP", "off")
-        .env("PYAIRTABLE_RATE_LIMIT_ANONYMOUS_IP", "off")
-        .env("PYAIRTABLE_LOG", "error")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("pyairtable serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    while let Some(line) = lines.next_line().await.expect("reads") {
-        if let Some(base) = line.strip_prefix("listening on ") {
-            return Server { base: base.trim().to_owned(), child };
-        }
-    }
-    panic!("pyairtable serve did not start");
+        ("PYAIRTABLE_RATE_LIMIT_IP", "off"),
+        ("PYAIRTABLE_RATE_LIMIT_ANONYMOUS_IP", "off"),
+    ];
+    common::serve(db_url, data_dir, &env).await
 }
 
 /// Resident memory of a process now, in MiB.
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    common::memory_mib(pid, "VmRSS")
 }
 
 /// The users' ids and access tokens (sign-ups, a few at a time: argon2 is slow on purpose).

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use pyairtable_kit::testing::{GraphQLClient, SubgraphHarness, test_database};
 use pyairtable_kit::{Caller, Config};
 use serde_json::{Value, json};
@@ -53,13 +55,7 @@ async fn load(client: &GraphQLClient, query: &'static str, variables: Value) -> 
 }
 
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    common::memory_mib("self", "VmRSS")
 }
 
 fn print(name: &str, f: &Figures) {

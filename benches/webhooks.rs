@@ -7,15 +7,17 @@
 //! comparable within one run.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use pyairtable_kit::testing::{GraphQLClient, TestServer, spawn_app, test_database};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
+
+use common::serve;
 
 const ENDPOINTS: [usize; 3] = [1, 4, 16];
 /// Deliveries of each sustained run (events × endpoints).
@@ -44,32 +46,6 @@ async fn receiver() -> (TestServer, Arrivals) {
         }
     });
     (spawn_app(app).await, arrivals)
-}
-
-struct Server {
-    child: tokio::process::Child,
-    base: String,
-}
-
-async fn serve(db_url: &str, data_dir: &std::path::Path) -> Server {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyairtable"))
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("PYAIRTABLE_LISTEN", "127.0.0.1:0")
-        .env("PYAIRTABLE_DATA_DIR", data_dir)
-        .env("PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK", "true")
-        .env("PYAIRTABLE_LOG", "error")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("pyairtable serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    while let Some(line) = lines.next_line().await.expect("reads") {
-        if let Some(base) = line.strip_prefix("listening on ") {
-            return Server { base: base.trim().to_owned(), child };
-        }
-    }
-    panic!("pyairtable serve did not start");
 }
 
 /// An organization of the owner with `n` endpoints at the receiver (paths `/{name}/{i}`).
@@ -197,7 +173,8 @@ fn print(rows: &[Row]) {
 async fn main() {
     let db = test_database().await;
     let data_dir = tempfile::tempdir().expect("data dir");
-    let mut server = serve(db.url(), data_dir.path()).await;
+    let mut server =
+        serve(db.url(), data_dir.path(), &[("PYAIRTABLE_WEBHOOKS_ALLOW_LOOPBACK", "true")]).await;
     let graphql = GraphQLClient::new(format!("{}/graphql", server.base));
     let sign_up = "mutation { signUp(input: { email: \"bench@example.com\", password: \"correct horse battery staple\", displayName: \"Bench\" }) { user { id } tokens { accessToken } } }";
     let signed = graphql.data(sign_up, json!({})).await["signUp"].clone();
