@@ -16,6 +16,7 @@ use tokio::process::{Child, Command};
 
 pub mod matrix;
 pub mod notifications;
+pub mod socket;
 pub mod topology;
 pub mod webhooks;
 pub mod websocket;

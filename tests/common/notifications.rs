@@ -4,53 +4,18 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use pyairtable_kit::testing::{GraphQLClient, outbox};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::Message;
 
+use super::socket::{Socket, connect, receive, subscribe};
 use super::{bearer, invitation_token, sign_up};
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A `graphql-transport-ws` socket to the router, signed in with `token`, subscribed to
-/// `notificationReceived`.
-async fn subscribe(ws_url: &str, token: &str) -> Socket {
-    let mut request = ws_url.into_client_request().expect("request");
-    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let mut socket = tokio_tungstenite::connect_async(request).await.expect("the router upgrades").0;
-    let init =
-        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-    socket.send(Message::text(init.to_string())).await.expect("send");
-    assert_eq!(receive(&mut socket, 10).await.expect("ack")["type"], "connection_ack");
+/// A socket to the router, signed in with `token`, subscribed to `notificationReceived`.
+async fn subscribed(ws_url: &str, token: &str) -> Socket {
+    let mut socket = connect(ws_url, token).await;
     let query = "subscription { notificationReceived { id workflow title } }";
-    let subscribe = json!({ "type": "subscribe", "id": "n", "payload": { "query": query } });
-    socket.send(Message::text(subscribe.to_string())).await.expect("send");
+    subscribe(&mut socket, "n", query, json!({})).await;
     socket
-}
-
-/// The next text message within `secs` seconds, or `None`.
-async fn receive(socket: &mut Socket, secs: u64) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, socket.next()).await.ok()?? {
-            Ok(Message::Text(text)) => {
-                let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
-                // The router's keep-alive (every 12 s) is answered and is not an event.
-                match message["type"].as_str() {
-                    Some("ping") => {
-                        let pong = json!({ "type": "pong" }).to_string();
-                        socket.send(Message::text(pong)).await.ok()?;
-                    }
-                    Some("pong") => {}
-                    _ => return Some(message),
-                }
-            }
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    }
 }
 
 fn received(message: &Option<Value>) -> &Value {
@@ -67,8 +32,8 @@ pub async fn notification_scenario(router: &GraphQLClient, ws_url: &str, data_di
     let org = ada.data("mutation { createOrganization(input: { name: \"Acme\" }) { id } }", json!({})).await
         ["createOrganization"]["id"]
         .clone();
-    let mut ada_socket = subscribe(ws_url, &ada_token).await;
-    let mut bob_socket = subscribe(ws_url, &bob_token).await;
+    let mut ada_socket = subscribed(ws_url, &ada_token).await;
+    let mut bob_socket = subscribed(ws_url, &bob_token).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // both subscriptions are listening
 
     let invite = "mutation($o: ID!) { inviteMember(input: { organizationId: $o, email: \"bob@example.com\", role: MEMBER }) { id } }";

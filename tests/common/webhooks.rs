@@ -3,17 +3,12 @@
 //! organization cannot subscribe to them and never gets their data.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use pyairtable_kit::testing::{GraphQLClient, TestServer, spawn_app};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::Message;
 
+use super::socket::{Socket, connect, receive, subscribe};
 use super::{bearer, sign_up};
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const ATTEMPTS: &str = "subscription($e: ID!) { webhookDeliveryUpdated(endpointId: $e) {
     messageId endpointId succeeded responseStatus responseBody latencyMs error } }";
@@ -33,44 +28,6 @@ async fn receiver() -> (TestServer, Arc<Mutex<Vec<String>>>) {
         }
     });
     (spawn_app(app).await, seen)
-}
-
-/// A `graphql-transport-ws` socket to the router, signed in with `token`, acknowledged.
-async fn connect(ws_url: &str, token: &str) -> Socket {
-    let mut request = ws_url.into_client_request().expect("request");
-    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let mut socket = tokio_tungstenite::connect_async(request).await.expect("the router upgrades").0;
-    let init =
-        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-    socket.send(Message::text(init.to_string())).await.expect("send");
-    assert_eq!(receive(&mut socket, 10).await.expect("ack")["type"], "connection_ack");
-    socket
-}
-
-async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
-    let payload = json!({ "query": query, "variables": variables });
-    let message = json!({ "id": id, "type": "subscribe", "payload": payload });
-    socket.send(Message::text(message.to_string())).await.expect("send");
-}
-
-/// The next message of the protocol within `secs` seconds, or `None`; the router's pings (every
-/// 12 s) are answered and skipped.
-async fn receive(socket: &mut Socket, secs: u64) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, socket.next()).await.ok()?? {
-            Ok(Message::Text(text)) => {
-                let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
-                if message["type"] != "ping" {
-                    return Some(message);
-                }
-                let pong = json!({ "type": "pong" }).to_string();
-                socket.send(Message::text(pong)).await.expect("send");
-            }
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    }
 }
 
 /// The error code a refused subscription ends with (`error`, or a `next` with errors and no
