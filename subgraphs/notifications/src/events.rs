@@ -178,11 +178,14 @@ async fn deliver(
     let locale = target.user.as_ref().map_or(crate::templates::DEFAULT_LOCALE, |u| u.locale.as_str());
     for channel in flow.channels {
         let wanted = match &target.user {
-            Some(user) => {
+            // A critical workflow is on whatever the choices say (`preferences::resolve`): they
+            // are not read for it.
+            Some(user) if !flow.critical => {
                 let choices = store::choices(db, user.user_id, flow.key, channel.as_str()).await?;
-                preferences::resolve(flow.critical, choices).0
+                preferences::resolve(false, choices).0
             }
-            None => true, // an address without an account has no preferences
+            // Critical, or an address without an account (no preferences).
+            _ => true,
         };
         if !wanted {
             continue;
