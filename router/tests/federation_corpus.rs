@@ -21,12 +21,14 @@ use pyairtable_router::{Gateway, RouterOptions, Supergraph};
 use serde_json::{Value, json};
 use support::canned::{Canned, serve_app};
 use support::corpus::{self, Case, Operation};
+use support::{ClosedPort, closed_port};
 
 type Journal = Arc<Mutex<Vec<String>>>;
 
-/// The case's subgraphs, served; a dead one gets the address of a closed port.
-async fn serve_subgraphs(case: &Case, journal: &Journal) -> Vec<(String, String)> {
-    let mut urls = Vec::new();
+/// The case's subgraphs, served; a dead one gets the address of a closed port (reserved while
+/// the returned ports live).
+async fn serve_subgraphs(case: &Case, journal: &Journal) -> (Vec<(String, String)>, Vec<ClosedPort>) {
+    let (mut urls, mut closed) = (Vec::new(), Vec::new());
     for subgraph in &case.subgraphs {
         let url = match &subgraph.data {
             Some(data) => {
@@ -36,11 +38,16 @@ async fn serve_subgraphs(case: &Case, journal: &Journal) -> Vec<(String, String)
                     axum::Router::new().route("/graphql", axum::routing::post(answer)).with_state(state);
                 serve_app(app).await
             }
-            None => closed_port_url().await,
+            None => {
+                let port = closed_port();
+                let url = port.url.clone();
+                closed.push(port);
+                url
+            }
         };
         urls.push((subgraph.name.clone(), url));
     }
-    urls
+    (urls, closed)
 }
 
 async fn answer(
@@ -49,13 +56,6 @@ async fn answer(
 ) -> axum::Json<Value> {
     journal.lock().expect("journal").push(canned.name.clone());
     axum::Json(canned.answer(&body))
-}
-
-async fn closed_port_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    format!("http://{addr}/graphql")
 }
 
 async fn router(
@@ -118,7 +118,7 @@ async fn federation_corpus() {
     let (mut passed, mut total, mut failures) = (0, 0, Vec::new());
     for case in &cases {
         let journal: Journal = Arc::default();
-        let urls = serve_subgraphs(case, &journal).await;
+        let (urls, _closed) = serve_subgraphs(case, &journal).await;
         let supergraphs = [("apollo", Ok(case.supergraph.clone())), ("ours", composed_by_us(case))];
         for (composer, supergraph) in supergraphs {
             let mut routers: HashMap<Vec<String>, Result<TestServer, String>> = HashMap::new();

@@ -167,11 +167,9 @@ async fn an_unreachable_subgraph_is_retried_then_reported() {
     let (p, i) = ("dead-products", "dead-inventory");
     let sdl = supergraph(&[(p, PRODUCTS), (i, INVENTORY)]);
     let products = serve(p, PRODUCTS, products_data(), healthy()).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let dead_url = format!("http://{}/graphql", listener.local_addr().expect("addr"));
-    drop(listener);
+    let closed = support::closed_port();
     let mut dead = serve(i, INVENTORY, inventory_data(), healthy()).await;
-    dead.url = dead_url;
+    dead.url = closed.url.clone();
     let (server, _) =
         router(&sdl, &[(p, &products), (i, &dead)], policy(1, 0, Duration::from_secs(1)), &[], None).await;
     let response = post(&server, STOCK, None).await;
