@@ -406,6 +406,8 @@ async fn fetch_sdl(name: &str, http: &Http, timeout: Duration) -> anyhow::Result
             variables: &no_variables,
             caller: &caller,
             request_id: "router-startup",
+            written: &[],
+            body: None,
         };
         let fetched = tokio::time::timeout(timeout, http.fetch(request)).await;
         let error = match fetched.unwrap_or(Err(TransportError::Timeout(timeout))) {

@@ -1,6 +1,8 @@
 //! Entities in the data tree: finding them along a plan path, building their representations for
 //! `_entities`, and the plan's input/output rewrites.
 
+use std::collections::BTreeSet;
+
 use hive_router_query_planner::ast::selection_item::SelectionItem;
 use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::planner::plan_nodes::{
@@ -14,13 +16,43 @@ fn typename(object: &Map<String, Value>) -> Option<&str> {
     object.get("__typename").and_then(Value::as_str)
 }
 
+/// One step of a path into the data: an object key (from the plan) or a list index. Made into
+/// JSON only where a path is shown (an error's `path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'p> {
+    Key(&'p str),
+    Index(usize),
+}
+
+/// A path as an error shows it.
+pub fn path_json(path: &[Step<'_>]) -> Vec<Value> {
+    path.iter()
+        .map(|step| match step {
+            Step::Key(key) => Value::String((*key).to_owned()),
+            Step::Index(i) => Value::from(*i),
+        })
+        .collect()
+}
+
+/// The value at `path`.
+pub fn pointer_mut<'v>(mut value: &'v mut Value, path: &[Step<'_>]) -> Option<&'v mut Value> {
+    for step in path {
+        value = match (value, step) {
+            (Value::Object(map), Step::Key(key)) => map.get_mut(*key)?,
+            (Value::Array(items), Step::Index(i)) => items.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
 /// Collects the objects at `segments` below `value`, with their paths.
-pub fn collect_targets<'v>(
+pub fn collect_targets<'v, 'p>(
     value: &'v Value,
-    segments: &[FlattenNodePathSegment],
-    path: &mut Vec<Value>,
+    segments: &'p [FlattenNodePathSegment],
+    path: &mut Vec<Step<'p>>,
     schema: &SchemaIndex,
-    out: &mut Vec<(Vec<Value>, &'v Map<String, Value>)>,
+    out: &mut Vec<(Vec<Step<'p>>, &'v Map<String, Value>)>,
 ) {
     let Some((segment, rest)) = segments.split_first() else {
         match value {
@@ -35,7 +67,7 @@ pub fn collect_targets<'v>(
     match (segment, value) {
         (FlattenNodePathSegment::Field(name), Value::Object(object)) => {
             if let Some(child) = object.get(name) {
-                path.push(Value::String(name.clone()));
+                path.push(Step::Key(name));
                 collect_targets(child, rest, path, schema, out);
                 path.pop();
             }
@@ -44,10 +76,7 @@ pub fn collect_targets<'v>(
             each_item(items, path, |item, path| collect_targets(item, rest, path, schema, out));
         }
         (FlattenNodePathSegment::TypeCondition(types), Value::Object(object)) => {
-            // An object without `__typename` comes from a subgraph that cannot tell (an
-            // `@interfaceObject`): the next fetch decides.
-            let matches = typename(object).is_none_or(|t| types.iter().any(|c| schema.matches(t, c)));
-            if matches {
+            if type_matches(object, types, schema) {
                 collect_targets(value, rest, path, schema, out);
             }
         }
@@ -58,11 +87,69 @@ pub fn collect_targets<'v>(
     }
 }
 
-fn each_item<'v>(items: &'v [Value], path: &mut Vec<Value>, mut f: impl FnMut(&'v Value, &mut Vec<Value>)) {
+/// An object without `__typename` comes from a subgraph that cannot tell (an
+/// `@interfaceObject`): the next fetch decides.
+fn type_matches(object: &Map<String, Value>, types: &BTreeSet<String>, schema: &SchemaIndex) -> bool {
+    typename(object).is_none_or(|t| types.iter().any(|c| schema.matches(t, c)))
+}
+
+fn each_item<'v, 'p>(
+    items: &'v [Value],
+    path: &mut Vec<Step<'p>>,
+    mut f: impl FnMut(&'v Value, &mut Vec<Step<'p>>),
+) {
     for (i, item) in items.iter().enumerate() {
-        path.push(Value::from(i));
+        path.push(Step::Index(i));
         f(item, path);
         path.pop();
+    }
+}
+
+/// Visits the objects at `segments` below `value` mutably, in the order [`collect_targets`]
+/// finds them, with their paths: one walk merges every answer of a fetch.
+pub fn visit_targets_mut<'p>(
+    value: &mut Value,
+    segments: &'p [FlattenNodePathSegment],
+    path: &mut Vec<Step<'p>>,
+    schema: &SchemaIndex,
+    visit: &mut dyn FnMut(&[Step<'p>], &mut Value),
+) {
+    let Some((segment, rest)) = segments.split_first() else {
+        match value {
+            Value::Object(_) => visit(path, value),
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.push(Step::Index(i));
+                    visit_targets_mut(item, &[], path, schema, visit);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+        return;
+    };
+    match (segment, value) {
+        (FlattenNodePathSegment::Field(name), Value::Object(object)) => {
+            if let Some(child) = object.get_mut(name) {
+                path.push(Step::Key(name));
+                visit_targets_mut(child, rest, path, schema, visit);
+                path.pop();
+            }
+        }
+        (FlattenNodePathSegment::TypeCondition(types), value @ Value::Object(_)) => {
+            if value.as_object().is_some_and(|object| type_matches(object, types, schema)) {
+                visit_targets_mut(value, rest, path, schema, visit);
+            }
+        }
+        (segment, Value::Array(items)) => {
+            let next = if matches!(segment, FlattenNodePathSegment::List) { rest } else { segments };
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(Step::Index(i));
+                visit_targets_mut(item, next, path, schema, visit);
+                path.pop();
+            }
+        }
+        _ => {}
     }
 }
 
@@ -83,6 +170,132 @@ pub fn representation(
         return None;
     }
     Some(Value::Object(out))
+}
+
+/// [`representation`] as JSON text, written straight from the data (no map is built). A
+/// selection that names one key twice with different sub-selections is left to [`representation`].
+pub fn representation_json(
+    object: &Map<String, Value>,
+    requires: &SelectionSet,
+    schema: &SchemaIndex,
+) -> Option<String> {
+    let mut out = Vec::with_capacity(64);
+    let mut keys = Vec::new();
+    out.push(b'{');
+    if write_selected(object, requires, schema, &mut out, &mut keys, 0).is_err() {
+        return representation(object, requires, schema).map(|r| r.to_string());
+    }
+    out.push(b'}');
+    let only_typename = keys.iter().all(|k| *k == "__typename");
+    if keys.is_empty() || (only_typename && !selects_only_typename(requires)) {
+        return None;
+    }
+    // Only serde_json's output and GraphQL names were written.
+    String::from_utf8(out).ok()
+}
+
+/// The same key twice with different sub-selections.
+struct Duplicate;
+
+/// Writes `"key":` unless this object has the key already: `Ok(false)` then, when the value would
+/// be the same (a leaf read from the same object); `Err` when it might differ.
+fn write_key<'s>(
+    out: &mut Vec<u8>,
+    keys: &mut Vec<&'s str>,
+    level: usize,
+    key: &'s str,
+    leaf: bool,
+) -> Result<bool, Duplicate> {
+    if keys[level..].contains(&key) {
+        return if leaf { Ok(false) } else { Err(Duplicate) };
+    }
+    if keys.len() > level {
+        out.push(b',');
+    }
+    keys.push(key);
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    Ok(true)
+}
+
+fn write_json(out: &mut Vec<u8>, value: &Value) {
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+fn write_selected<'s>(
+    object: &Map<String, Value>,
+    selection: &'s SelectionSet,
+    schema: &SchemaIndex,
+    out: &mut Vec<u8>,
+    keys: &mut Vec<&'s str>,
+    level: usize,
+) -> Result<(), Duplicate> {
+    if let Some(typename) = object.get("__typename")
+        && write_key(out, keys, level, "__typename", true)?
+    {
+        write_json(out, typename);
+    }
+    for item in &selection.items {
+        match item {
+            SelectionItem::InlineFragment(fragment) => {
+                let condition = &fragment.type_condition;
+                let matches = typename(object)
+                    .is_none_or(|t| schema.matches(t, condition) || schema.matches(condition, t));
+                if matches {
+                    write_selected(object, &fragment.selections, schema, out, keys, level)?;
+                }
+            }
+            SelectionItem::Field(field) if field.name == "__typename" => {}
+            SelectionItem::Field(field) => {
+                let key = field.alias.as_deref().unwrap_or(&field.name);
+                let Some(value) = object.get(&field.name).or_else(|| object.get(key)) else { continue };
+                let leaf = field.selections.is_empty();
+                if !write_key(out, keys, level, key, leaf)? {
+                    continue;
+                }
+                if leaf {
+                    write_json(out, value);
+                } else {
+                    write_selected_value(value, &field.selections, schema, out, keys)?;
+                }
+            }
+            SelectionItem::FragmentSpread(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn write_selected_value<'s>(
+    value: &Value,
+    selection: &'s SelectionSet,
+    schema: &SchemaIndex,
+    out: &mut Vec<u8>,
+    keys: &mut Vec<&'s str>,
+) -> Result<(), Duplicate> {
+    match value {
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_selected_value(item, selection, schema, out, keys)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(object) => {
+            let level = keys.len();
+            out.push(b'{');
+            write_selected(object, selection, schema, out, keys, level)?;
+            out.push(b'}');
+            keys.truncate(level);
+        }
+        other => write_json(out, other),
+    }
+    Ok(())
 }
 
 fn selects_only_typename(selection: &SelectionSet) -> bool {

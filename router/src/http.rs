@@ -151,7 +151,7 @@ async fn batch(
     let exchanges = futures::future::join_all(runs).await;
     let rate = exchanges.iter().find(|e| !e.rate.allowed()).or(exchanges.last()).map(|e| e.rate.clone());
     let bodies: Vec<GraphQLResponse> = exchanges.into_iter().map(|e| reply.tag(e.body)).collect();
-    let mut response = reply.json(StatusCode::OK, &bodies);
+    let mut response = reply.graphql_batch(StatusCode::OK, &bodies);
     if let Some(rate) = rate {
         rate.write_headers(response.headers_mut());
     }

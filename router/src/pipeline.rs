@@ -32,7 +32,7 @@ use crate::persisted::{PersistedQueries, TrustedDocuments};
 use crate::plan_cache::PlanCache;
 use crate::projection::Projection;
 use crate::ratelimit::RateLimiter;
-use crate::response::{GraphQLError, Response, code};
+use crate::response::{Data, GraphQLError, Response, code};
 use crate::schema::OperationType;
 use crate::supergraph::Supergraph;
 
@@ -282,10 +282,9 @@ pub(crate) fn respond(
 ) -> Response {
     let schema = &active.supergraph.schema;
     let root = schema.root_type(prepared.kind).unwrap_or("Query").to_owned();
-    let mut projection =
-        Projection { schema, variables, errors: &mut state.errors, failed_paths: &state.failed_paths };
+    let projection = Projection::new(schema, variables, &mut state.errors, &state.failed_paths);
     let data = projection.project(&root, &state.data, &prepared.operation.selection_set);
-    Response { errors: state.errors, data: Some(data), extensions: Map::new() }
+    Response { errors: state.errors, data: Some(Data::from_json_text(data)), extensions: Map::new() }
 }
 
 fn plan(

@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use crate::response::{GraphQLError, Response as GraphQLResponse, code};
 
@@ -22,22 +21,38 @@ impl Reply<'_> {
         tag(body, self.request_id)
     }
 
-    pub fn json(&self, status: StatusCode, body: &impl Serialize) -> Response {
-        let bytes = serde_json::to_vec(body)
-            .unwrap_or_else(|_| br#"{"errors":[{"message":"internal server error"}]}"#.to_vec());
-        (status, [(header::CONTENT_TYPE, HeaderValue::from_static(self.media))], bytes).into_response()
-    }
-
     pub fn error(&self, status: StatusCode, error: GraphQLError) -> Response {
-        self.json(status, &self.tag(GraphQLResponse::request_error(vec![error])))
+        self.graphql(status, &self.tag(GraphQLResponse::request_error(vec![error])))
     }
 
     pub fn bad_request(&self, message: &str) -> Response {
         self.error(StatusCode::BAD_REQUEST, GraphQLError::new(message, code::BAD_REQUEST))
     }
 
+    /// A GraphQL response body, its `data` copied in as execution wrote it.
+    pub fn graphql(&self, status: StatusCode, body: &GraphQLResponse) -> Response {
+        self.bytes(status, body.to_json())
+    }
+
+    /// Several GraphQL responses, as one JSON list (a batch).
+    pub fn graphql_batch(&self, status: StatusCode, bodies: &[GraphQLResponse]) -> Response {
+        let mut bytes = vec![b'['];
+        for (i, body) in bodies.iter().enumerate() {
+            if i > 0 {
+                bytes.push(b',');
+            }
+            bytes.extend_from_slice(&body.to_json());
+        }
+        bytes.push(b']');
+        self.bytes(status, bytes)
+    }
+
+    fn bytes(&self, status: StatusCode, bytes: Vec<u8>) -> Response {
+        (status, [(header::CONTENT_TYPE, HeaderValue::from_static(self.media))], bytes).into_response()
+    }
+
     pub(crate) fn exchange(&self, exchange: crate::http::Exchange) -> Response {
-        let mut response = self.json(exchange.status, &self.tag(exchange.body));
+        let mut response = self.graphql(exchange.status, &self.tag(exchange.body));
         exchange.rate.write_headers(response.headers_mut());
         if exchange.allow_post {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));

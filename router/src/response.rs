@@ -96,7 +96,7 @@ pub struct Response {
     pub errors: Vec<GraphQLError>,
     /// Absent when the request failed before execution; `null` when execution nulled the root.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub data: Option<Data>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub extensions: Map<String, Value>,
 }
@@ -105,5 +105,79 @@ impl Response {
     /// A response that failed before execution.
     pub fn request_error(errors: Vec<GraphQLError>) -> Self {
         Self { errors, data: None, extensions: Map::new() }
+    }
+
+    /// The response as JSON, with `data` copied in as it was written.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.data.as_ref().map_or(64, |d| d.0.len() + 64));
+        out.push(b'{');
+        let mut first = true;
+        let mut member = |out: &mut Vec<u8>, name: &str| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        if !self.errors.is_empty() {
+            member(&mut out, "errors");
+            if serde_json::to_writer(&mut out, &self.errors).is_err() {
+                out.extend_from_slice(br#"[{"message":"internal server error"}]"#);
+            }
+        }
+        if let Some(data) = &self.data {
+            member(&mut out, "data");
+            out.extend_from_slice(data.0.as_bytes());
+        }
+        if !self.extensions.is_empty() {
+            member(&mut out, "extensions");
+            if serde_json::to_writer(&mut out, &self.extensions).is_err() {
+                out.extend_from_slice(b"{}");
+            }
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// A response's `data`, as the JSON text execution wrote (see [`crate::projection`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Data(String);
+
+impl Data {
+    /// `data: null`.
+    pub fn null() -> Self {
+        Self("null".to_owned())
+    }
+
+    /// JSON text the router wrote itself (valid by construction).
+    pub(crate) fn from_json_text(json: String) -> Self {
+        Self(json)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parsed, for the few places that look inside.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl From<Value> for Data {
+    fn from(value: Value) -> Self {
+        Self(value.to_string())
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Serializers other than the hot HTTP path ([`Response::to_json`]) take it as raw JSON.
+        let raw = serde_json::value::RawValue::from_string(self.0.clone()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
     }
 }

@@ -26,6 +26,53 @@ pub struct SubgraphRequest<'a> {
     pub variables: &'a Map<String, Value>,
     pub caller: &'a Caller,
     pub request_id: &'a str,
+    /// More variables, as JSON text the executor wrote (entity representations).
+    pub written: &'a [(String, String)],
+    /// The HTTP body (`{"query":…,"variables":…}`) when already written.
+    pub body: Option<&'a Bytes>,
+}
+
+impl SubgraphRequest<'_> {
+    /// Every variable as JSON values (the written ones parsed).
+    pub fn all_variables(&self) -> Map<String, Value> {
+        let mut all = self.variables.clone();
+        for (name, json) in self.written {
+            all.insert(name.clone(), serde_json::from_str(json).unwrap_or(Value::Null));
+        }
+        all
+    }
+}
+
+/// The JSON body of a GraphQL request over HTTP, written from borrowed parts: `variables`, then
+/// the `written` ones copied in as they are.
+pub fn request_body(query: &str, variables: &Map<String, Value>, written: &[(String, String)]) -> Bytes {
+    let size = query.len() + written.iter().map(|(n, j)| n.len() + j.len() + 4).sum::<usize>() + 64;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(b"{\"query\":");
+    // Serializing strings and JSON values into memory cannot fail.
+    let _ = serde_json::to_writer(&mut out, query);
+    out.extend_from_slice(b",\"variables\":{");
+    let mut first = true;
+    for (name, value) in variables.iter().filter(|(name, _)| !written.iter().any(|(n, _)| n == *name)) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let _ = serde_json::to_writer(&mut out, name);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, value);
+    }
+    for (name, json) in written {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let _ = serde_json::to_writer(&mut out, name);
+        out.push(b':');
+        out.extend_from_slice(json.as_bytes());
+    }
+    out.extend_from_slice(b"}}");
+    Bytes::from(out)
 }
 
 /// A subgraph's answer, as JSON.
@@ -116,6 +163,11 @@ pub type EventStream = BoxStream<'static, Result<SubgraphResponse, TransportErro
 pub trait Transport: Send + Sync + 'static {
     async fn fetch(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError>;
 
+    /// Whether requests are sent as a JSON body (written once by the caller, shared by retries).
+    fn wants_body(&self) -> bool {
+        false
+    }
+
     /// Opens a subscription: the stream yields each event the subgraph sends.
     async fn subscribe(&self, _request: SubgraphRequest<'_>) -> Result<EventStream, TransportError> {
         Err(TransportError::Unsupported("subscriptions"))
@@ -127,7 +179,7 @@ pub struct InProcess(pub Arc<dyn SubgraphService>);
 
 impl InProcess {
     fn request(request: &SubgraphRequest<'_>) -> async_graphql::Request {
-        let variables = async_graphql::Variables::from_json(Value::Object(request.variables.clone()));
+        let variables = async_graphql::Variables::from_json(Value::Object(request.all_variables()));
         async_graphql::Request::new(request.query)
             .variables(variables)
             .data(request.caller.clone())
@@ -212,11 +264,14 @@ impl Http {
     }
 
     async fn send(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError> {
-        let body = serde_json::json!({ "query": request.query, "variables": request.variables });
+        let body = match request.body {
+            Some(body) => body.clone(),
+            None => request_body(request.query, request.variables, request.written),
+        };
         let mut http_request = http::Request::post(self.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/graphql-response+json, application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
+            .body(Full::new(body))
             .map_err(|e| TransportError::Unreachable(e.to_string()))?;
         http_request.headers_mut().extend(self.headers(&request));
         let response = self
@@ -246,6 +301,10 @@ impl Http {
 impl Transport for Http {
     async fn fetch(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError> {
         self.send(request).await
+    }
+
+    fn wants_body(&self) -> bool {
+        true
     }
 
     /// A WebSocket to the subgraph's URL (`ws://` for `http://`, `wss://` for `https://`),

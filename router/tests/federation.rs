@@ -63,8 +63,10 @@ impl Fake {
 #[async_trait::async_trait]
 impl Transport for Fake {
     async fn fetch(&self, request: SubgraphRequest<'_>) -> Result<SubgraphResponse, TransportError> {
-        self.seen.lock().expect("lock").push((request.query.to_owned(), request.variables.clone()));
-        let body = (self.answer)(request.query, request.variables)?;
+        // Entity representations come as JSON text the executor wrote: read every variable.
+        let variables = request.all_variables();
+        self.seen.lock().expect("lock").push((request.query.to_owned(), variables.clone()));
+        let body = (self.answer)(request.query, &variables)?;
         let data = body.get("data").cloned().filter(|d| !d.is_null());
         let errors = body.get("errors").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok(SubgraphResponse { data, errors })

@@ -1,16 +1,18 @@
 //! Entity fetches: `_entities` for the objects a plan path reaches, their answers merged back
 //! and their errors moved to the client's paths.
 
-use std::collections::HashMap;
-
 use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchRewrite, FlattenNode, FlattenNodePath, PlanNode,
 };
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
-use super::{Execution, State, pointer_mut};
-use crate::entities::{apply_rewrites, collect_targets, representation};
+use super::{Execution, State};
+use crate::entities::{
+    Step, apply_rewrites, collect_targets, path_json, pointer_mut, representation, representation_json,
+    visit_targets_mut,
+};
 use crate::response::GraphQLError;
 use crate::transport::SubgraphResponse;
 use crate::value::deep_merge;
@@ -27,8 +29,8 @@ struct EntityGroup<'p> {
 }
 
 /// An entity found in the data: its path, and which representation of its group stands for it.
-struct Target {
-    path: Vec<Value>,
+struct Target<'p> {
+    path: Vec<Step<'p>>,
     representation: usize,
 }
 
@@ -74,41 +76,44 @@ impl Execution<'_> {
         &self,
         service: &str,
         query: &str,
-        mut variables: Map<String, Value>,
+        variables: Map<String, Value>,
         groups: Vec<EntityGroup<'_>>,
     ) {
-        let mut targets: Vec<Vec<Target>> = Vec::with_capacity(groups.len());
+        let mut targets: Vec<Vec<Target<'_>>> = Vec::with_capacity(groups.len());
+        let mut written = Vec::with_capacity(groups.len());
         {
             let state = self.lock();
             for group in &groups {
                 let (group_targets, representations) = self.collect(&state.data, group);
-                variables.entry(group.variable.to_owned()).or_insert(Value::Array(representations));
+                if !variables.contains_key(group.variable) {
+                    written.push((group.variable.to_owned(), representations));
+                }
                 targets.push(group_targets);
             }
         }
         if targets.iter().all(Vec::is_empty) {
             return;
         }
-        let result = self.send(service, query, variables, None).await;
+        let result = self.send(service, query, variables, written, None).await;
         let mut state = self.lock();
         match result {
             Ok(response) => self.merge_entities(&mut state, response, &groups, &targets),
             Err(error) => {
-                let first = targets.iter().flatten().next().map(|t| t.path.clone());
+                let first = targets.iter().flatten().next().map(|t| path_json(&t.path));
                 state.errors.push(match first {
                     Some(path) => error.with_path(path),
                     None => error,
                 });
-                state.failed_paths.extend(targets.into_iter().flatten().map(|t| t.path));
+                state.failed_paths.extend(targets.iter().flatten().map(|t| path_json(&t.path)));
             }
         }
     }
 
-    /// Finds a group's entities and their (deduplicated) representations.
-    fn collect(&self, data: &Value, group: &EntityGroup<'_>) -> (Vec<Target>, Vec<Value>) {
+    /// Finds a group's entities and their (deduplicated) representations, as a JSON list.
+    fn collect<'p>(&self, data: &Value, group: &EntityGroup<'p>) -> (Vec<Target<'p>>, String) {
         let mut targets = Vec::new();
-        let mut representations: Vec<Value> = Vec::new();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut list = String::from("[");
+        let mut seen: FxHashMap<String, usize> = FxHashMap::default();
         for path in &group.paths {
             let mut found = Vec::new();
             collect_targets(data, path.as_slice(), &mut Vec::new(), self.schema, &mut found);
@@ -118,20 +123,31 @@ impl Execution<'_> {
                     Some(rewrites) => {
                         let mut object = Value::Object(object.clone());
                         apply_rewrites(&mut object, rewrites, self.schema);
-                        object.as_object().and_then(|o| representation(o, group.requires, self.schema))
+                        object
+                            .as_object()
+                            .and_then(|o| representation(o, group.requires, self.schema))
+                            .map(|r| r.to_string())
                     }
-                    None => representation(object, group.requires, self.schema),
+                    None => representation_json(object, group.requires, self.schema),
                 };
                 let Some(rep) = rep else { continue };
-                let key = rep.to_string();
-                let index = *seen.entry(key).or_insert_with(|| {
-                    representations.push(rep);
-                    representations.len() - 1
-                });
+                let next = seen.len();
+                let index = match seen.get(&rep) {
+                    Some(index) => *index,
+                    None => {
+                        if next > 0 {
+                            list.push(',');
+                        }
+                        list.push_str(&rep);
+                        seen.insert(rep, next);
+                        next
+                    }
+                };
                 targets.push(Target { path, representation: index });
             }
         }
-        (targets, representations)
+        list.push(']');
+        (targets, list)
     }
 
     fn merge_entities(
@@ -139,7 +155,7 @@ impl Execution<'_> {
         state: &mut State,
         response: SubgraphResponse,
         groups: &[EntityGroup<'_>],
-        targets: &[Vec<Target>],
+        targets: &[Vec<Target<'_>>],
     ) {
         let mut data = response.data.unwrap_or(Value::Null);
         for (group, group_targets) in groups.iter().zip(targets) {
@@ -153,18 +169,33 @@ impl Execution<'_> {
                     *n += 1;
                 }
             }
-            for target in group_targets {
+            let mut place = |target: &Target<'_>, slot: &mut Value| {
                 let index = target.representation;
                 let Some(entity) = entities.get_mut(index).filter(|e| e.is_object()) else {
-                    continue;
+                    return;
                 };
                 uses[index] -= 1;
                 let mut entity = if uses[index] == 0 { entity.take() } else { entity.clone() };
                 if let Some(rewrites) = group.output_rewrites {
                     apply_rewrites(&mut entity, rewrites, self.schema);
                 }
+                deep_merge(slot, entity);
+            };
+            // One walk along the group's paths meets the targets in the order they were found.
+            // Should the data have changed shape meanwhile (a parallel fetch filled a null), the
+            // targets not met in order are found by their paths.
+            let mut next = 0;
+            for path in &group.paths {
+                visit_targets_mut(&mut state.data, path.as_slice(), &mut Vec::new(), self.schema, &mut |at, slot| {
+                    if let Some(target) = group_targets.get(next).filter(|t| t.path == at) {
+                        place(target, slot);
+                        next += 1;
+                    }
+                });
+            }
+            for target in &group_targets[next..] {
                 if let Some(slot) = pointer_mut(&mut state.data, &target.path) {
-                    deep_merge(slot, entity);
+                    place(target, slot);
                 }
             }
         }
@@ -176,7 +207,7 @@ impl Execution<'_> {
 }
 
 /// Moves an entity error (`[_entities, i, ...rest]`) to each entity it concerns.
-fn relocate(error: GraphQLError, groups: &[EntityGroup<'_>], targets: &[Vec<Target>]) -> Vec<GraphQLError> {
+fn relocate(error: GraphQLError, groups: &[EntityGroup<'_>], targets: &[Vec<Target<'_>>]) -> Vec<GraphQLError> {
     let located = error.path.as_ref().and_then(|path| {
         let key = path.first()?.as_str()?;
         let index = usize::try_from(path.get(1)?.as_u64()?).ok()?;
@@ -190,7 +221,7 @@ fn relocate(error: GraphQLError, groups: &[EntityGroup<'_>], targets: &[Vec<Targ
         .iter()
         .filter(|t| t.representation == index)
         .map(|t| {
-            let mut path = t.path.clone();
+            let mut path = path_json(&t.path);
             path.extend(rest.iter().cloned());
             GraphQLError { path: Some(path), ..error.clone() }
         })

@@ -12,7 +12,7 @@ use hive_router_query_planner::state::supergraph_state::OperationKind;
 use pyairtable_kit::Caller;
 use serde_json::{Map, Value};
 
-use crate::entities::{apply_rewrites, collect_targets};
+use crate::entities::{Step, apply_rewrites, collect_targets, path_json, pointer_mut};
 use crate::fetch::{Fetch, Fetcher};
 use crate::response::{GraphQLError, code};
 use crate::schema::SchemaIndex;
@@ -113,6 +113,7 @@ impl<'a> Execution<'a> {
         service: &str,
         query: &str,
         variables: Map<String, Value>,
+        written: Vec<(String, String)>,
         kind: Option<&OperationKind>,
     ) -> Result<SubgraphResponse, GraphQLError> {
         let Some(fetcher) = self.fetchers.get(service) else {
@@ -122,7 +123,8 @@ impl<'a> Execution<'a> {
             ));
         };
         let idempotent = !matches!(kind, Some(OperationKind::Mutation));
-        let fetch = Fetch { query, variables, caller: self.caller, request_id: self.request_id, idempotent };
+        let fetch =
+            Fetch { query, variables, written, caller: self.caller, request_id: self.request_id, idempotent };
         fetcher.fetch(fetch).await.map_err(|err| {
             tracing::warn!(subgraph = service, request_id = self.request_id, %err, "subgraph fetch failed");
             let message = format!("subgraph {service:?} {}", err.public_message());
@@ -133,7 +135,7 @@ impl<'a> Execution<'a> {
     /// A fetch from a root type, merged at the root or, when the plan re-enters a root type below
     /// it (`mutation { doSomething { query { ... } } }`), at every object found at `path`.
     async fn root_fetch(&self, fetch: &FetchNode, path: Option<&FlattenNodePath>) {
-        let targets: Vec<Vec<Value>> = match path {
+        let targets: Vec<Vec<Step<'_>>> = match path {
             None => vec![Vec::new()],
             Some(path) => {
                 let state = self.lock();
@@ -147,7 +149,8 @@ impl<'a> Execution<'a> {
         }
         let variables = self.variables_for(fetch.variable_usages.as_ref());
         let query = &fetch.operation.document_str;
-        let result = self.send(&fetch.service_name, query, variables, fetch.operation_kind.as_ref()).await;
+        let kind = fetch.operation_kind.as_ref();
+        let result = self.send(&fetch.service_name, query, variables, Vec::new(), kind).await;
         let mut state = self.lock();
         match result {
             Ok(response) => {
@@ -167,12 +170,12 @@ impl<'a> Execution<'a> {
                 }
             }
             Err(error) => {
-                let first = targets.first().filter(|p| !p.is_empty()).cloned();
+                let first = targets.first().filter(|p| !p.is_empty());
                 state.errors.push(match first {
-                    Some(path) => error.with_path(path),
+                    Some(path) => error.with_path(path_json(path)),
                     None => error,
                 });
-                state.failed_paths.extend(targets);
+                state.failed_paths.extend(targets.iter().map(|p| path_json(p)));
             }
         }
     }
@@ -184,23 +187,11 @@ impl<'a> Execution<'a> {
 }
 
 /// `error` with `prefix` before its path (nothing to place when it has no path).
-fn prefixed(error: GraphQLError, prefix: &[Value]) -> GraphQLError {
+fn prefixed(error: GraphQLError, prefix: &[Step<'_>]) -> GraphQLError {
     match error.path {
         Some(path) if !prefix.is_empty() => {
-            GraphQLError { path: Some(prefix.iter().cloned().chain(path).collect()), ..error }
+            GraphQLError { path: Some(path_json(prefix).into_iter().chain(path).collect()), ..error }
         }
         _ => error,
     }
-}
-
-/// The value at `path` (object keys and list indexes).
-fn pointer_mut<'v>(mut value: &'v mut Value, path: &[Value]) -> Option<&'v mut Value> {
-    for segment in path {
-        value = match (value, segment) {
-            (Value::Object(map), Value::String(key)) => map.get_mut(key)?,
-            (Value::Array(items), Value::Number(i)) => items.get_mut(usize::try_from(i.as_u64()?).ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(value)
 }

@@ -17,12 +17,12 @@ type Slot = watch::Receiver<Option<Arc<FetchResult>>>;
 
 /// The fetches in flight, by key.
 #[derive(Default)]
-pub struct Inflight(Mutex<HashMap<String, Slot>>);
+pub struct Inflight(Mutex<HashMap<Vec<u8>, Slot>>);
 
 /// Removes the leader's slot when it finishes or is cancelled.
 struct Leader<'a> {
     inflight: &'a Inflight,
-    key: &'a str,
+    key: &'a [u8],
     slot: Slot,
 }
 
@@ -36,13 +36,13 @@ impl Drop for Leader<'_> {
 }
 
 impl Inflight {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Slot>> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `fetch`, unless a fetch with the same key is in flight: then `on_join` is called and
     /// its answer awaited. When the fetch being waited for is cancelled, this one runs after all.
-    pub async fn run<F>(&self, key: String, fetch: F, on_join: impl FnOnce()) -> FetchResult
+    pub async fn run<F>(&self, key: Vec<u8>, fetch: F, on_join: impl FnOnce()) -> FetchResult
     where
         F: Future<Output = FetchResult>,
     {

@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use pyairtable_kit::Caller;
 use serde_json::{Map, Value};
 
 use self::breaker::Breaker;
 use self::dedupe::{FetchResult, Inflight};
-use crate::transport::{EventStream, SubgraphRequest, Transport, TransportError};
+use crate::transport::{EventStream, SubgraphRequest, Transport, TransportError, request_body};
 
 /// How the router treats subgraph fetches.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ impl Default for SubgraphPolicy {
 pub struct Fetch<'a> {
     pub query: &'a str,
     pub variables: Map<String, Value>,
+    /// More variables, as JSON text (entity representations, written by the executor).
+    pub written: Vec<(String, String)>,
     pub caller: &'a Caller,
     pub request_id: &'a str,
     /// A query (may be retried and shared), not a mutation.
@@ -60,12 +63,14 @@ pub struct Fetch<'a> {
 }
 
 impl Fetch<'_> {
-    fn request(&self) -> SubgraphRequest<'_> {
+    fn request<'a>(&'a self, body: Option<&'a Bytes>) -> SubgraphRequest<'a> {
         SubgraphRequest {
             query: self.query,
             variables: &self.variables,
             caller: self.caller,
             request_id: self.request_id,
+            written: &self.written,
+            body,
         }
     }
 }
@@ -98,15 +103,17 @@ impl Fetcher {
     }
 
     pub async fn fetch(&self, fetch: Fetch<'_>) -> FetchResult {
+        // Written once: the HTTP body of every attempt, and the heart of the deduplication key.
+        let body = self.transport.wants_body().then(|| request_body(fetch.query, &fetch.variables, &fetch.written));
         if !(fetch.idempotent && self.policy.dedupe) {
-            return self.attempts(&fetch).await;
+            return self.attempts(&fetch, body.as_ref()).await;
         }
-        let key = dedupe_key(&fetch);
+        let key = dedupe_key(&fetch, body.as_ref());
         let joined = || {
             metrics::counter!("router_subgraph_fetches_deduplicated_total", "subgraph" => self.name.clone())
                 .increment(1);
         };
-        self.inflight.run(key, self.attempts(&fetch), joined).await
+        self.inflight.run(key, self.attempts(&fetch, body.as_ref()), joined).await
     }
 
     /// Opens a subscription on the subgraph (through its circuit breaker; opening is bounded by
@@ -115,7 +122,7 @@ impl Fetcher {
         let result = match self.breaker.permit() {
             None => Err(TransportError::CircuitOpen),
             Some(permit) => {
-                let opening = self.transport.subscribe(fetch.request());
+                let opening = self.transport.subscribe(fetch.request(None));
                 let result = tokio::time::timeout(self.timeout, opening)
                     .await
                     .unwrap_or(Err(TransportError::Timeout(self.timeout)));
@@ -141,11 +148,11 @@ impl Fetcher {
     }
 
     /// The first attempt and the retries the policy allows.
-    async fn attempts(&self, fetch: &Fetch<'_>) -> FetchResult {
+    async fn attempts(&self, fetch: &Fetch<'_>, body: Option<&Bytes>) -> FetchResult {
         let retries = if fetch.idempotent { self.policy.retries } else { 0 };
         let mut attempt = 0;
         loop {
-            let result = self.attempt(fetch).await;
+            let result = self.attempt(fetch, body).await;
             match &result {
                 Err(err) if err.is_transient() && attempt < retries => {
                     tracing::info!(subgraph = %self.name, request_id = fetch.request_id, %err, attempt, "retrying subgraph fetch");
@@ -159,12 +166,12 @@ impl Fetcher {
         }
     }
 
-    async fn attempt(&self, fetch: &Fetch<'_>) -> FetchResult {
+    async fn attempt(&self, fetch: &Fetch<'_>, body: Option<&Bytes>) -> FetchResult {
         let started = Instant::now();
         let result = match self.breaker.permit() {
             None => Err(TransportError::CircuitOpen),
             Some(permit) => {
-                let result = tokio::time::timeout(self.timeout, self.transport.fetch(fetch.request()))
+                let result = tokio::time::timeout(self.timeout, self.transport.fetch(fetch.request(body)))
                     .await
                     .unwrap_or(Err(TransportError::Timeout(self.timeout)));
                 match &result {
@@ -198,14 +205,20 @@ impl Fetcher {
 
 /// Exactly what makes two fetches the same: query, variables, the caller's whole identity and
 /// the client headers the request forwards (the leader's headers go with the shared fetch).
-fn dedupe_key(fetch: &Fetch<'_>) -> String {
-    let caller = serde_json::to_string(fetch.caller).unwrap_or_default();
-    let variables = serde_json::to_string(&fetch.variables).unwrap_or_default();
-    let headers: Vec<String> = crate::headers::current()
-        .iter()
-        .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
-        .collect();
-    format!("{caller}\n{variables}\n{}\n{}", headers.join("\n"), fetch.query)
+fn dedupe_key(fetch: &Fetch<'_>, body: Option<&Bytes>) -> Vec<u8> {
+    let mut key = serde_json::to_vec(fetch.caller).unwrap_or_default();
+    for (name, value) in crate::headers::current().iter() {
+        key.push(b'\n');
+        key.extend_from_slice(name.as_str().as_bytes());
+        key.extend_from_slice(b": ");
+        key.extend_from_slice(value.as_bytes());
+    }
+    key.push(b'\n');
+    match body {
+        Some(body) => key.extend_from_slice(body),
+        None => key.extend_from_slice(&request_body(fetch.query, &fetch.variables, &fetch.written)),
+    }
+    key
 }
 
 /// "Equal jitter": half of `base * 2^attempt`, plus a random part of the other half.

@@ -22,7 +22,7 @@ use crate::flow::{Ready, ResponseStream};
 use crate::gateway::Active;
 use crate::headers::{self, Propagated};
 use crate::pipeline::{Pipeline, Prepared, respond};
-use crate::response::{GraphQLError, Response, code};
+use crate::response::{Data, GraphQLError, Response, code};
 use crate::transport::{SubgraphResponse, TransportError};
 
 /// How the router serves long-lived operations.
@@ -109,6 +109,7 @@ pub(crate) async fn open(
     let fetch = Fetch {
         query: &primary.operation.document_str,
         variables: primary_variables,
+        written: Vec::new(),
         caller,
         request_id,
         idempotent: false,
@@ -118,7 +119,7 @@ pub(crate) async fn open(
         Err(err) => {
             tracing::warn!(subgraph = %service, request_id, %err, "opening a subscription failed");
             return Err(Response {
-                data: Some(Value::Null),
+                data: Some(Data::null()),
                 ..Response::request_error(vec![failed(&service, &err)])
             });
         }
@@ -191,14 +192,14 @@ impl Events {
             Err(err) => {
                 tracing::warn!(subgraph = %service, request_id = %self.request_id, %err, "subscription failed");
                 return Response {
-                    data: Some(Value::Null),
+                    data: Some(Data::null()),
                     ..Response::request_error(vec![failed(service, &err)])
                 };
             }
         };
         let errors: Vec<GraphQLError> = event.errors.into_iter().map(GraphQLError::from_subgraph).collect();
         let Some(mut data) = event.data else {
-            return Response { data: Some(Value::Null), ..Response::request_error(errors) };
+            return Response { data: Some(Data::null()), ..Response::request_error(errors) };
         };
         let schema = &self.active.supergraph.schema;
         if let Some(rewrites) = &self.primary.output_rewrites {

@@ -47,7 +47,7 @@ pub(crate) async fn respond(
 }
 
 fn next(response: GraphQLResponse) -> Event {
-    let data = serde_json::to_string(&response)
+    let data = String::from_utf8(response.to_json())
         .unwrap_or_else(|_| r#"{"errors":[{"message":"internal server error"}]}"#.to_owned());
     Event::default().event("next").data(data)
 }
