@@ -412,7 +412,11 @@ async fn fetch_sdl(name: &str, http: &Http, timeout: Duration) -> anyhow::Result
         let fetched = tokio::time::timeout(timeout, http.fetch(request)).await;
         let error = match fetched.unwrap_or(Err(TransportError::Timeout(timeout))) {
             Ok(response) => {
-                match response.data.as_ref().and_then(|d| d.pointer("/_service/sdl")).and_then(|s| s.as_str())
+                match response
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("_service")?.get("sdl"))
+                    .and_then(|s| s.as_str())
                 {
                     Some(sdl) => return Ok(sdl.to_owned()),
                     None => format!("no SDL in the answer: {:?}", response.errors),

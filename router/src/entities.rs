@@ -8,12 +8,14 @@ use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::planner::plan_nodes::{
     FetchNodePathSegment, FetchRewrite, FlattenNodePathSegment,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::tree::{Object, Tree};
 
 use crate::schema::SchemaIndex;
 
-fn typename(object: &Map<String, Value>) -> Option<&str> {
-    object.get("__typename").and_then(Value::as_str)
+fn typename(object: &Object) -> Option<&str> {
+    object.get("__typename").and_then(Tree::as_str)
 }
 
 /// One step of a path into the data: an object key (from the plan) or a list index. Made into
@@ -35,11 +37,11 @@ pub fn path_json(path: &[Step<'_>]) -> Vec<Value> {
 }
 
 /// The value at `path`.
-pub fn pointer_mut<'v>(mut value: &'v mut Value, path: &[Step<'_>]) -> Option<&'v mut Value> {
+pub fn pointer_mut<'v>(mut value: &'v mut Tree, path: &[Step<'_>]) -> Option<&'v mut Tree> {
     for step in path {
         value = match (value, step) {
-            (Value::Object(map), Step::Key(key)) => map.get_mut(*key)?,
-            (Value::Array(items), Step::Index(i)) => items.get_mut(*i)?,
+            (Tree::Object(map), Step::Key(key)) => map.get_mut(key)?,
+            (Tree::Array(items), Step::Index(i)) => items.get_mut(*i)?,
             _ => return None,
         };
     }
@@ -48,16 +50,16 @@ pub fn pointer_mut<'v>(mut value: &'v mut Value, path: &[Step<'_>]) -> Option<&'
 
 /// Collects the objects at `segments` below `value`, with their paths.
 pub fn collect_targets<'v, 'p>(
-    value: &'v Value,
+    value: &'v Tree,
     segments: &'p [FlattenNodePathSegment],
     path: &mut Vec<Step<'p>>,
     schema: &SchemaIndex,
-    out: &mut Vec<(Vec<Step<'p>>, &'v Map<String, Value>)>,
+    out: &mut Vec<(Vec<Step<'p>>, &'v Object)>,
 ) {
     let Some((segment, rest)) = segments.split_first() else {
         match value {
-            Value::Object(object) => out.push((path.clone(), object)),
-            Value::Array(items) => {
+            Tree::Object(object) => out.push((path.clone(), object)),
+            Tree::Array(items) => {
                 each_item(items, path, |item, path| collect_targets(item, &[], path, schema, out))
             }
             _ => {}
@@ -65,22 +67,22 @@ pub fn collect_targets<'v, 'p>(
         return;
     };
     match (segment, value) {
-        (FlattenNodePathSegment::Field(name), Value::Object(object)) => {
+        (FlattenNodePathSegment::Field(name), Tree::Object(object)) => {
             if let Some(child) = object.get(name) {
                 path.push(Step::Key(name));
                 collect_targets(child, rest, path, schema, out);
                 path.pop();
             }
         }
-        (FlattenNodePathSegment::List, Value::Array(items)) => {
+        (FlattenNodePathSegment::List, Tree::Array(items)) => {
             each_item(items, path, |item, path| collect_targets(item, rest, path, schema, out));
         }
-        (FlattenNodePathSegment::TypeCondition(types), Value::Object(object)) => {
-            if type_matches(object, types, schema) {
-                collect_targets(value, rest, path, schema, out);
-            }
+        (FlattenNodePathSegment::TypeCondition(types), Tree::Object(object))
+            if type_matches(object, types, schema) =>
+        {
+            collect_targets(value, rest, path, schema, out);
         }
-        (_, Value::Array(items)) => {
+        (_, Tree::Array(items)) => {
             each_item(items, path, |item, path| collect_targets(item, segments, path, schema, out));
         }
         _ => {}
@@ -89,14 +91,14 @@ pub fn collect_targets<'v, 'p>(
 
 /// An object without `__typename` comes from a subgraph that cannot tell (an
 /// `@interfaceObject`): the next fetch decides.
-fn type_matches(object: &Map<String, Value>, types: &BTreeSet<String>, schema: &SchemaIndex) -> bool {
+fn type_matches(object: &Object, types: &BTreeSet<String>, schema: &SchemaIndex) -> bool {
     typename(object).is_none_or(|t| types.iter().any(|c| schema.matches(t, c)))
 }
 
 fn each_item<'v, 'p>(
-    items: &'v [Value],
+    items: &'v [Tree],
     path: &mut Vec<Step<'p>>,
-    mut f: impl FnMut(&'v Value, &mut Vec<Step<'p>>),
+    mut f: impl FnMut(&'v Tree, &mut Vec<Step<'p>>),
 ) {
     for (i, item) in items.iter().enumerate() {
         path.push(Step::Index(i));
@@ -108,16 +110,16 @@ fn each_item<'v, 'p>(
 /// Visits the objects at `segments` below `value` mutably, in the order [`collect_targets`]
 /// finds them, with their paths: one walk merges every answer of a fetch.
 pub fn visit_targets_mut<'p>(
-    value: &mut Value,
+    value: &mut Tree,
     segments: &'p [FlattenNodePathSegment],
     path: &mut Vec<Step<'p>>,
     schema: &SchemaIndex,
-    visit: &mut dyn FnMut(&[Step<'p>], &mut Value),
+    visit: &mut dyn FnMut(&[Step<'p>], &mut Tree),
 ) {
     let Some((segment, rest)) = segments.split_first() else {
         match value {
-            Value::Object(_) => visit(path, value),
-            Value::Array(items) => {
+            Tree::Object(_) => visit(path, value),
+            Tree::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     path.push(Step::Index(i));
                     visit_targets_mut(item, &[], path, schema, visit);
@@ -129,19 +131,19 @@ pub fn visit_targets_mut<'p>(
         return;
     };
     match (segment, value) {
-        (FlattenNodePathSegment::Field(name), Value::Object(object)) => {
+        (FlattenNodePathSegment::Field(name), Tree::Object(object)) => {
             if let Some(child) = object.get_mut(name) {
                 path.push(Step::Key(name));
                 visit_targets_mut(child, rest, path, schema, visit);
                 path.pop();
             }
         }
-        (FlattenNodePathSegment::TypeCondition(types), value @ Value::Object(_)) => {
-            if value.as_object().is_some_and(|object| type_matches(object, types, schema)) {
-                visit_targets_mut(value, rest, path, schema, visit);
-            }
+        (FlattenNodePathSegment::TypeCondition(types), value @ Tree::Object(_))
+            if value.as_object().is_some_and(|object| type_matches(object, types, schema)) =>
+        {
+            visit_targets_mut(value, rest, path, schema, visit);
         }
-        (segment, Value::Array(items)) => {
+        (segment, Tree::Array(items)) => {
             let next = if matches!(segment, FlattenNodePathSegment::List) { rest } else { segments };
             for (i, item) in items.iter_mut().enumerate() {
                 path.push(Step::Index(i));
@@ -158,27 +160,19 @@ pub fn visit_targets_mut<'p>(
 /// planner names a field it fetched under an internal alias that way), and written under its
 /// response key. Fields the data lacks are left out (an earlier fetch failed: the subgraph says
 /// what is missing); `None` when nothing at all is selected.
-pub fn representation(
-    object: &Map<String, Value>,
-    requires: &SelectionSet,
-    schema: &SchemaIndex,
-) -> Option<Value> {
-    let mut out = Map::new();
+pub fn representation(object: &Object, requires: &SelectionSet, schema: &SchemaIndex) -> Option<Tree> {
+    let mut out = Object::new();
     select_into(object, requires, schema, &mut out);
     let only_typename = out.keys().all(|k| k == "__typename");
     if out.is_empty() || (only_typename && !selects_only_typename(requires)) {
         return None;
     }
-    Some(Value::Object(out))
+    Some(Tree::Object(out))
 }
 
 /// [`representation`] as JSON text, written straight from the data (no map is built). A
 /// selection that names one key twice with different sub-selections is left to [`representation`].
-pub fn representation_json(
-    object: &Map<String, Value>,
-    requires: &SelectionSet,
-    schema: &SchemaIndex,
-) -> Option<String> {
+pub fn representation_json(object: &Object, requires: &SelectionSet, schema: &SchemaIndex) -> Option<String> {
     let mut out = Vec::with_capacity(64);
     let mut keys = Vec::new();
     out.push(b'{');
@@ -219,14 +213,14 @@ fn write_key<'s>(
     Ok(true)
 }
 
-fn write_json(out: &mut Vec<u8>, value: &Value) {
+fn write_json(out: &mut Vec<u8>, value: &Tree) {
     if serde_json::to_writer(&mut *out, value).is_err() {
         out.extend_from_slice(b"null");
     }
 }
 
 fn write_selected<'s>(
-    object: &Map<String, Value>,
+    object: &Object,
     selection: &'s SelectionSet,
     schema: &SchemaIndex,
     out: &mut Vec<u8>,
@@ -269,14 +263,14 @@ fn write_selected<'s>(
 }
 
 fn write_selected_value<'s>(
-    value: &Value,
+    value: &Tree,
     selection: &'s SelectionSet,
     schema: &SchemaIndex,
     out: &mut Vec<u8>,
     keys: &mut Vec<&'s str>,
 ) -> Result<(), Duplicate> {
     match value {
-        Value::Array(items) => {
+        Tree::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -286,7 +280,7 @@ fn write_selected_value<'s>(
             }
             out.push(b']');
         }
-        Value::Object(object) => {
+        Tree::Object(object) => {
             let level = keys.len();
             out.push(b'{');
             write_selected(object, selection, schema, out, keys, level)?;
@@ -306,12 +300,7 @@ fn selects_only_typename(selection: &SelectionSet) -> bool {
     })
 }
 
-fn select_into(
-    object: &Map<String, Value>,
-    selection: &SelectionSet,
-    schema: &SchemaIndex,
-    out: &mut Map<String, Value>,
-) {
+fn select_into(object: &Object, selection: &SelectionSet, schema: &SchemaIndex, out: &mut Object) {
     if let Some(typename) = object.get("__typename") {
         out.insert("__typename".to_owned(), typename.clone());
     }
@@ -341,26 +330,24 @@ fn select_into(
     }
 }
 
-fn select_value(value: &Value, selection: &SelectionSet, schema: &SchemaIndex) -> Value {
+fn select_value(value: &Tree, selection: &SelectionSet, schema: &SchemaIndex) -> Tree {
     match value {
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|i| select_value(i, selection, schema)).collect())
-        }
-        Value::Object(object) => {
-            let mut out = Map::new();
+        Tree::Array(items) => Tree::Array(items.iter().map(|i| select_value(i, selection, schema)).collect()),
+        Tree::Object(object) => {
+            let mut out = Object::new();
             select_into(object, selection, schema, &mut out);
-            Value::Object(out)
+            Tree::Object(out)
         }
         other => other.clone(),
     }
 }
 
 /// Applies the plan's rewrites (set `__typename`, rename a key) to `value`.
-pub fn apply_rewrites(value: &mut Value, rewrites: &[FetchRewrite], schema: &SchemaIndex) {
+pub fn apply_rewrites(value: &mut Tree, rewrites: &[FetchRewrite], schema: &SchemaIndex) {
     for rewrite in rewrites {
         match rewrite {
             FetchRewrite::ValueSetter(setter) => {
-                let new = Value::String(setter.set_value_to.clone());
+                let new = Tree::String(setter.set_value_to.clone());
                 rewrite_at(value, &setter.path, schema, &|parent, key| {
                     parent.insert(key.to_owned(), new.clone());
                 });
@@ -378,18 +365,18 @@ pub fn apply_rewrites(value: &mut Value, rewrites: &[FetchRewrite], schema: &Sch
 
 /// Walks `path`; at its last key, calls `act` with the parent object and that key.
 fn rewrite_at(
-    value: &mut Value,
+    value: &mut Tree,
     path: &[FetchNodePathSegment],
     schema: &SchemaIndex,
-    act: &dyn Fn(&mut Map<String, Value>, &str),
+    act: &dyn Fn(&mut Object, &str),
 ) {
-    if let Value::Array(items) = value {
+    if let Tree::Array(items) = value {
         for item in items {
             rewrite_at(item, path, schema, act);
         }
         return;
     }
-    let Value::Object(object) = value else { return };
+    let Tree::Object(object) = value else { return };
     match path {
         [] => {}
         [FetchNodePathSegment::TypenameEquals(types), rest @ ..] => {

@@ -30,6 +30,7 @@ pub mod subscription;
 mod suggestions;
 pub mod supergraph;
 pub mod transport;
+pub mod tree;
 mod typenames;
 pub mod upload;
 mod value;

@@ -35,6 +35,7 @@ use crate::ratelimit::RateLimiter;
 use crate::response::{Data, GraphQLError, Response, code};
 use crate::schema::OperationType;
 use crate::supergraph::Supergraph;
+use crate::tree::{Object, Tree};
 
 /// How many prepared operations (parsed, validated, planned) are kept.
 const PLAN_CACHE_SIZE: usize = 1024;
@@ -218,9 +219,11 @@ impl Pipeline {
     ) -> Response {
         let schema = &active.supergraph.schema;
         let data = if prepared.introspection {
-            Value::Object(Introspection { schema, variables }.resolve(&prepared.operation.selection_set))
+            Tree::from(Value::Object(
+                Introspection { schema, variables }.resolve(&prepared.operation.selection_set),
+            ))
         } else {
-            Value::Object(Map::new())
+            Tree::Object(Object::new())
         };
         let execution = Execution::new(&active.fetchers, schema, variables, caller, request_id, data);
         let state = execution.run(prepared.plan.as_ref().and_then(|p| p.node.as_ref())).await;

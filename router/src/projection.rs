@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::response::{GraphQLError, code};
 use crate::schema::{FieldDef, SchemaIndex, TypeDef, TypeKind, TypeRef};
+use crate::tree::{Object, Tree};
 
 /// A non-null violation below made this value null; its error is already recorded.
 struct Propagated;
@@ -93,8 +94,8 @@ impl<'a> Projection<'a> {
 
     /// The response `data` for `selection` on the root type, as JSON text: an object, or `null`
     /// when a non-null root field is null.
-    pub fn project(mut self, root_type: &str, data: &Value, selection: &'a SelectionSet) -> String {
-        let empty = Map::new();
+    pub fn project(mut self, root_type: &str, data: &Tree, selection: &'a SelectionSet) -> String {
+        let empty = Object::new();
         let object = data.as_object().unwrap_or(&empty);
         self.out.reserve(4096);
         let root = self.schema.get(root_type);
@@ -111,7 +112,7 @@ impl<'a> Projection<'a> {
         &mut self,
         parent: &str,
         canonical: Option<&'a TypeDef>,
-        object: &Map<String, Value>,
+        object: &Object,
         sets: &[&'a SelectionSet],
         path: &mut Vec<Segment<'a>>,
     ) -> Result<(), Propagated> {
@@ -137,7 +138,7 @@ impl<'a> Projection<'a> {
     fn field(
         &mut self,
         parent: &str,
-        object: &Map<String, Value>,
+        object: &Object,
         field: &Field<'a>,
         path: &mut Vec<Segment<'a>>,
     ) -> Result<(), Propagated> {
@@ -149,7 +150,7 @@ impl<'a> Projection<'a> {
             self.out.extend_from_slice(b"null");
             return Ok(());
         };
-        let raw = object.get(field.key).unwrap_or(&Value::Null);
+        let raw = object.get(field.key).unwrap_or(&Tree::Null);
         let label = Label { parent, field: field.name };
         self.complete(&def.ty, field.named, raw, &field.sets, path, &label).map(|_| ())
     }
@@ -158,7 +159,7 @@ impl<'a> Projection<'a> {
         &mut self,
         ty: &TypeRef,
         named: Option<&'a TypeDef>,
-        value: &Value,
+        value: &Tree,
         sets: &[&'a SelectionSet],
         path: &mut Vec<Segment<'a>>,
         label: &Label<'_>,
@@ -189,7 +190,7 @@ impl<'a> Projection<'a> {
         &mut self,
         ty: &TypeRef,
         named: Option<&'a TypeDef>,
-        value: &Value,
+        value: &Tree,
         sets: &[&'a SelectionSet],
         path: &mut Vec<Segment<'a>>,
         label: &Label<'_>,
@@ -200,7 +201,7 @@ impl<'a> Projection<'a> {
         match ty {
             TypeRef::NonNull(_) => self.complete(ty, named, value, sets, path, label),
             TypeRef::List(inner) => {
-                let Value::Array(items) = value else { return Ok(self.null()) };
+                let Tree::Array(items) = value else { return Ok(self.null()) };
                 self.out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
@@ -222,7 +223,7 @@ impl<'a> Projection<'a> {
         &mut self,
         name: &str,
         def: Option<&'a TypeDef>,
-        value: &Value,
+        value: &Tree,
         sets: &[&'a SelectionSet],
         path: &mut Vec<Segment<'a>>,
     ) -> Result<Written, Propagated> {
@@ -241,12 +242,12 @@ impl<'a> Projection<'a> {
                 Ok(self.value(value))
             }
             TypeKind::Object => {
-                let Value::Object(object) = value else { return Ok(self.null()) };
+                let Tree::Object(object) = value else { return Ok(self.null()) };
                 self.object(name, Some(def), object, sets, path).map(|()| Written::Value)
             }
             TypeKind::Interface | TypeKind::Union => {
-                let Value::Object(object) = value else { return Ok(self.null()) };
-                match object.get("__typename").and_then(Value::as_str) {
+                let Tree::Object(object) = value else { return Ok(self.null()) };
+                match object.get("__typename").and_then(Tree::as_str) {
                     None => self.object(name, Some(def), object, sets, path).map(|()| Written::Value),
                     // A type the public schema does not have (`@inaccessible`) is never shown: the
                     // value is null, as if the subgraph had not resolved it.
@@ -266,7 +267,7 @@ impl<'a> Projection<'a> {
     }
 
     /// A leaf value as it came (a custom scalar may be any JSON).
-    fn value(&mut self, value: &Value) -> Written {
+    fn value(&mut self, value: &Tree) -> Written {
         if serde_json::to_writer(&mut self.out, value).is_err() {
             self.out.extend_from_slice(b"null");
         }
@@ -298,7 +299,12 @@ impl<'a> Projection<'a> {
 
     /// The fields `sets` select on an object of type `parent`, collected once per request for
     /// each (type, selection set).
-    fn fields(&mut self, parent: &str, canonical: Option<&'a TypeDef>, sets: &[&'a SelectionSet]) -> Fields<'a> {
+    fn fields(
+        &mut self,
+        parent: &str,
+        canonical: Option<&'a TypeDef>,
+        sets: &[&'a SelectionSet],
+    ) -> Fields<'a> {
         let key = match (canonical, sets) {
             (Some(def), [set]) => Some((std::ptr::from_ref(def) as usize, std::ptr::from_ref(*set) as usize)),
             _ => None,

@@ -17,6 +17,8 @@ use pyairtable_kit::identity::IDENTITY_HEADER;
 use pyairtable_kit::{Caller, IdentityKey, SubgraphService};
 use serde_json::{Map, Value};
 
+use crate::tree::Tree;
+
 /// The largest subgraph response body the router reads.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -75,23 +77,28 @@ pub fn request_body(query: &str, variables: &Map<String, Value>, written: &[(Str
     Bytes::from(out)
 }
 
-/// A subgraph's answer, as JSON.
+/// A subgraph's answer: its data as the executor's tree, its errors as JSON.
 #[derive(Debug, Default, Clone)]
 pub struct SubgraphResponse {
-    pub data: Option<Value>,
+    pub data: Option<Tree>,
     pub errors: Vec<Value>,
 }
 
 impl SubgraphResponse {
     /// Reads a GraphQL response body.
     pub fn from_json(body: Value) -> Result<Self, TransportError> {
-        let Value::Object(mut body) = body else {
+        Self::from_tree(Tree::from(body))
+    }
+
+    /// Reads a GraphQL response body parsed into a tree.
+    pub fn from_tree(body: Tree) -> Result<Self, TransportError> {
+        let Tree::Object(mut body) = body else {
             return Err(TransportError::Malformed("the response is not a JSON object".into()));
         };
         let data = body.remove("data").filter(|d| !d.is_null());
         let errors = match body.remove("errors") {
-            Some(Value::Array(errors)) => errors,
-            Some(Value::Null) | None => Vec::new(),
+            Some(Tree::Array(errors)) => errors.into_iter().map(Tree::into_value).collect(),
+            Some(Tree::Null) | None => Vec::new(),
             Some(_) => return Err(TransportError::Malformed("`errors` is not a list".into())),
         };
         if data.is_none() && errors.is_empty() {
@@ -288,8 +295,8 @@ impl Http {
         if status.is_server_error() {
             return Err(TransportError::Status(status.as_u16()));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(json) => SubgraphResponse::from_json(json)
+        match Tree::from_slice(&bytes) {
+            Ok(json) => SubgraphResponse::from_tree(json)
                 .map_err(|e| if status.is_success() { e } else { TransportError::Status(status.as_u16()) }),
             Err(_) if !status.is_success() => Err(TransportError::Status(status.as_u16())),
             Err(e) => Err(TransportError::Malformed(e.to_string())),

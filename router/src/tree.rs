@@ -112,6 +112,30 @@ impl Object {
     }
 }
 
+/// Deep-merges `source` into `target`: objects member by member, lists item by item; a null
+/// source changes nothing, and any other value replaces the target. A later fetch thus refines
+/// what an earlier one wrote: the concrete `__typename` an entity fetch resolves replaces the
+/// interface name an `@interfaceObject` subgraph answered with.
+pub fn deep_merge(target: &mut Tree, source: Tree) {
+    match (target, source) {
+        (_, Tree::Null) => {}
+        (Tree::Object(t), Tree::Object(s)) => {
+            for (key, value) in s.0 {
+                match t.get_mut(&key) {
+                    Some(existing) => deep_merge(existing, value),
+                    None => t.0.push((key, value)),
+                }
+            }
+        }
+        (Tree::Array(t), Tree::Array(s)) => {
+            for (existing, value) in t.iter_mut().zip(s) {
+                deep_merge(existing, value);
+            }
+        }
+        (target, source) => *target = source,
+    }
+}
+
 impl IntoIterator for Object {
     type Item = (String, Tree);
     type IntoIter = std::vec::IntoIter<(String, Tree)>;
@@ -187,7 +211,9 @@ impl From<Value> for Tree {
             Value::Number(n) => Self::Number(n),
             Value::String(s) => Self::String(s),
             Value::Array(items) => Self::Array(items.into_iter().map(Tree::from).collect()),
-            Value::Object(map) => Self::Object(Object(map.into_iter().map(|(k, v)| (k, Tree::from(v))).collect())),
+            Value::Object(map) => {
+                Self::Object(Object(map.into_iter().map(|(k, v)| (k, Tree::from(v))).collect()))
+            }
         }
     }
 }
@@ -326,6 +352,17 @@ mod tests {
         let value: Value = serde_json::from_str(&text).expect("parses");
         assert_eq!(serde_json::to_string(&tree).expect("writes"), value.to_string());
         assert_eq!(tree.get("k3"), Some(&Tree::String("last".into())));
+    }
+
+    #[test]
+    fn merge_combines_objects_and_lists() {
+        let mut a = Tree::from(json!({"u": {"id": "1", "posts": [{"id": 1}, {"id": 2}]}, "n": null}));
+        deep_merge(
+            &mut a,
+            Tree::from(json!({"u": {"name": "Ada", "posts": [{"t": "a"}, {"t": "b"}]}, "n": 3})),
+        );
+        let expected = json!({"u": {"id": "1", "posts": [{"id": 1, "t": "a"}, {"id": 2, "t": "b"}], "name": "Ada"}, "n": 3});
+        assert_eq!(a.into_value(), expected);
     }
 
     #[test]

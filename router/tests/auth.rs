@@ -85,7 +85,7 @@ impl Transport for Accounts {
                 data.insert(field.into(), json!("ok"));
             }
         }
-        Ok(SubgraphResponse { data: Some(Value::Object(data)), errors: Vec::new() })
+        Ok(SubgraphResponse { data: Some(Value::Object(data).into()), errors: Vec::new() })
     }
 }
 

@@ -67,7 +67,7 @@ impl Transport for Fake {
         let variables = request.all_variables();
         self.seen.lock().expect("lock").push((request.query.to_owned(), variables.clone()));
         let body = (self.answer)(request.query, &variables)?;
-        let data = body.get("data").cloned().filter(|d| !d.is_null());
+        let data = body.get("data").cloned().filter(|d| !d.is_null()).map(Into::into);
         let errors = body.get("errors").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok(SubgraphResponse { data, errors })
     }

@@ -15,7 +15,7 @@ use crate::entities::{
 };
 use crate::response::GraphQLError;
 use crate::transport::SubgraphResponse;
-use crate::value::deep_merge;
+use crate::tree::{Tree, deep_merge};
 
 /// One `_entities` selection of a fetch: where its entities live in the data, what identifies
 /// them, and where its answers come back.
@@ -110,7 +110,7 @@ impl Execution<'_> {
     }
 
     /// Finds a group's entities and their (deduplicated) representations, as a JSON list.
-    fn collect<'p>(&self, data: &Value, group: &EntityGroup<'p>) -> (Vec<Target<'p>>, String) {
+    fn collect<'p>(&self, data: &Tree, group: &EntityGroup<'p>) -> (Vec<Target<'p>>, String) {
         let mut targets = Vec::new();
         let mut list = String::from("[");
         let mut seen: FxHashMap<String, usize> = FxHashMap::default();
@@ -121,7 +121,7 @@ impl Execution<'_> {
                 // Rewrites change a copy; without them the representation is read in place.
                 let rep = match group.input_rewrites {
                     Some(rewrites) => {
-                        let mut object = Value::Object(object.clone());
+                        let mut object = Tree::Object(object.clone());
                         apply_rewrites(&mut object, rewrites, self.schema);
                         object
                             .as_object()
@@ -157,9 +157,9 @@ impl Execution<'_> {
         groups: &[EntityGroup<'_>],
         targets: &[Vec<Target<'_>>],
     ) {
-        let mut data = response.data.unwrap_or(Value::Null);
+        let mut data = response.data.unwrap_or(Tree::Null);
         for (group, group_targets) in groups.iter().zip(targets) {
-            let Some(Value::Array(mut entities)) = data.get_mut(group.response_key).map(Value::take) else {
+            let Some(Tree::Array(mut entities)) = data.get_mut(group.response_key).map(Tree::take) else {
                 continue;
             };
             // An answer is moved into the data at its last target, copied for the others.
@@ -169,7 +169,7 @@ impl Execution<'_> {
                     *n += 1;
                 }
             }
-            let mut place = |target: &Target<'_>, slot: &mut Value| {
+            let mut place = |target: &Target<'_>, slot: &mut Tree| {
                 let index = target.representation;
                 let Some(entity) = entities.get_mut(index).filter(|e| e.is_object()) else {
                     return;
@@ -186,12 +186,18 @@ impl Execution<'_> {
             // targets not met in order are found by their paths.
             let mut next = 0;
             for path in &group.paths {
-                visit_targets_mut(&mut state.data, path.as_slice(), &mut Vec::new(), self.schema, &mut |at, slot| {
-                    if let Some(target) = group_targets.get(next).filter(|t| t.path == at) {
-                        place(target, slot);
-                        next += 1;
-                    }
-                });
+                visit_targets_mut(
+                    &mut state.data,
+                    path.as_slice(),
+                    &mut Vec::new(),
+                    self.schema,
+                    &mut |at, slot| {
+                        if let Some(target) = group_targets.get(next).filter(|t| t.path == at) {
+                            place(target, slot);
+                            next += 1;
+                        }
+                    },
+                );
             }
             for target in &group_targets[next..] {
                 if let Some(slot) = pointer_mut(&mut state.data, &target.path) {
@@ -207,7 +213,11 @@ impl Execution<'_> {
 }
 
 /// Moves an entity error (`[_entities, i, ...rest]`) to each entity it concerns.
-fn relocate(error: GraphQLError, groups: &[EntityGroup<'_>], targets: &[Vec<Target<'_>>]) -> Vec<GraphQLError> {
+fn relocate(
+    error: GraphQLError,
+    groups: &[EntityGroup<'_>],
+    targets: &[Vec<Target<'_>>],
+) -> Vec<GraphQLError> {
     let located = error.path.as_ref().and_then(|path| {
         let key = path.first()?.as_str()?;
         let index = usize::try_from(path.get(1)?.as_u64()?).ok()?;

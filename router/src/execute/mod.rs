@@ -17,7 +17,7 @@ use crate::fetch::{Fetch, Fetcher};
 use crate::response::{GraphQLError, code};
 use crate::schema::SchemaIndex;
 use crate::transport::SubgraphResponse;
-use crate::value::deep_merge;
+use crate::tree::{Tree, deep_merge};
 
 /// Everything one execution needs, and the data it builds.
 pub struct Execution<'a> {
@@ -32,7 +32,7 @@ pub struct Execution<'a> {
 /// The result of running a plan.
 #[derive(Default)]
 pub struct State {
-    pub data: Value,
+    pub data: Tree,
     pub errors: Vec<GraphQLError>,
     /// Where a whole fetch failed: nulls under these paths are explained by an error already.
     pub failed_paths: Vec<Vec<Value>>,
@@ -44,7 +44,7 @@ impl<'a> Execution<'a> {
         variables: &'a Map<String, Value>,
         caller: &'a Caller,
         request_id: &'a str,
-        data: Value,
+        data: Tree,
     ) -> Self {
         let state = Mutex::new(State { data, ..State::default() });
         Self { fetchers, schema, variables, caller, request_id, state }

@@ -104,7 +104,8 @@ impl Fetcher {
 
     pub async fn fetch(&self, fetch: Fetch<'_>) -> FetchResult {
         // Written once: the HTTP body of every attempt, and the heart of the deduplication key.
-        let body = self.transport.wants_body().then(|| request_body(fetch.query, &fetch.variables, &fetch.written));
+        let body =
+            self.transport.wants_body().then(|| request_body(fetch.query, &fetch.variables, &fetch.written));
         if !(fetch.idempotent && self.policy.dedupe) {
             return self.attempts(&fetch, body.as_ref()).await;
         }
