@@ -347,7 +347,7 @@ pub fn apply_rewrites(value: &mut Tree, rewrites: &[FetchRewrite], schema: &Sche
     for rewrite in rewrites {
         match rewrite {
             FetchRewrite::ValueSetter(setter) => {
-                let new = Tree::String(setter.set_value_to.clone());
+                let new = Tree::String(setter.set_value_to.as_str().into());
                 rewrite_at(value, &setter.path, schema, &|parent, key| {
                     parent.insert(key.to_owned(), new.clone());
                 });

@@ -5,10 +5,15 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use rustc_hash::FxHashMap;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Number, Value};
+
+/// Keys and strings of the tree: up to 24 bytes kept inline (no allocation), like most GraphQL
+/// names, ids and short texts.
+pub type Str = CompactString;
 
 /// A JSON value of the data tree.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -17,14 +22,14 @@ pub enum Tree {
     Null,
     Bool(bool),
     Number(Number),
-    String(String),
+    String(Str),
     Array(Vec<Tree>),
     Object(Object),
 }
 
 /// A JSON object: its members in order, each key once.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Object(Vec<(String, Tree)>);
+pub struct Object(Vec<(Str, Tree)>);
 
 /// Above this many members, duplicate keys are found with a hash map rather than by comparing.
 const LINEAR_DEDUPE: usize = 16;
@@ -51,10 +56,10 @@ impl Object {
     }
 
     /// Sets `key` to `value`: in place when the key is there, else at the end.
-    pub fn insert(&mut self, key: String, value: Tree) {
-        match self.get_mut(&key) {
+    pub fn insert(&mut self, key: impl Into<Str> + AsRef<str>, value: Tree) {
+        match self.get_mut(key.as_ref()) {
             Some(existing) => *existing = value,
-            None => self.0.push((key, value)),
+            None => self.0.push((key.into(), value)),
         }
     }
 
@@ -72,20 +77,20 @@ impl Object {
         self.0.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Tree)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Str, &Tree)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
+    pub fn keys(&self) -> impl Iterator<Item = &Str> {
         self.0.iter().map(|(k, _)| k)
     }
 
     /// Members pushed without a check: a later duplicate replaces the first's value in its
     /// place, as serde_json's map does.
-    fn from_members(mut members: Vec<(String, Tree)>) -> Self {
+    fn from_members(mut members: Vec<(Str, Tree)>) -> Self {
         if members.len() > LINEAR_DEDUPE {
-            let mut first: FxHashMap<String, usize> = FxHashMap::default();
-            let mut out: Vec<(String, Tree)> = Vec::with_capacity(members.len());
+            let mut first: FxHashMap<Str, usize> = FxHashMap::default();
+            let mut out: Vec<(Str, Tree)> = Vec::with_capacity(members.len());
             for (key, value) in members {
                 match first.get(&key) {
                     Some(&i) => out[i].1 = value,
@@ -137,8 +142,8 @@ pub fn deep_merge(target: &mut Tree, source: Tree) {
 }
 
 impl IntoIterator for Object {
-    type Item = (String, Tree);
-    type IntoIter = std::vec::IntoIter<(String, Tree)>;
+    type Item = (Str, Tree);
+    type IntoIter = std::vec::IntoIter<(Str, Tree)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
@@ -196,9 +201,11 @@ impl Tree {
             Self::Null => Value::Null,
             Self::Bool(b) => Value::Bool(b),
             Self::Number(n) => Value::Number(n),
-            Self::String(s) => Value::String(s),
+            Self::String(s) => Value::String(s.into_string()),
             Self::Array(items) => Value::Array(items.into_iter().map(Tree::into_value).collect()),
-            Self::Object(o) => Value::Object(o.0.into_iter().map(|(k, v)| (k, v.into_value())).collect()),
+            Self::Object(o) => {
+                Value::Object(o.0.into_iter().map(|(k, v)| (k.into_string(), v.into_value())).collect())
+            }
         }
     }
 }
@@ -209,10 +216,10 @@ impl From<Value> for Tree {
             Value::Null => Self::Null,
             Value::Bool(b) => Self::Bool(b),
             Value::Number(n) => Self::Number(n),
-            Value::String(s) => Self::String(s),
+            Value::String(s) => Self::String(s.into()),
             Value::Array(items) => Self::Array(items.into_iter().map(Tree::from).collect()),
             Value::Object(map) => {
-                Self::Object(Object(map.into_iter().map(|(k, v)| (k, Tree::from(v))).collect()))
+                Self::Object(Object(map.into_iter().map(|(k, v)| (k.into(), Tree::from(v))).collect()))
             }
         }
     }
@@ -254,7 +261,7 @@ impl Serialize for Object {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (key, value) in &self.0 {
-            map.serialize_entry(key, value)?;
+            map.serialize_entry(key.as_str(), value)?;
         }
         map.end()
     }
@@ -292,11 +299,11 @@ impl<'de> Visitor<'de> for TreeVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Tree, E> {
-        Ok(Tree::String(v.to_owned()))
+        Ok(Tree::String(Str::new(v)))
     }
 
     fn visit_string<E>(self, v: String) -> Result<Tree, E> {
-        Ok(Tree::String(v))
+        Ok(Tree::String(v.into()))
     }
 
     fn visit_none<E>(self) -> Result<Tree, E> {
@@ -321,10 +328,37 @@ impl<'de> Visitor<'de> for TreeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
         let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
-        while let Some((key, value)) = map.next_entry::<String, Tree>()? {
-            members.push((key, value));
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            members.push((key, map.next_value::<Tree>()?));
         }
         Ok(Tree::Object(Object::from_members(members)))
+    }
+}
+
+/// Reads an object key without allocating when it fits inline.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Str;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Str, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str, E> {
+        Ok(Str::new(v))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Str, E> {
+        Ok(v.into())
     }
 }
 
@@ -368,9 +402,9 @@ mod tests {
     #[test]
     fn insert_replaces_in_place_and_remove_keeps_order() {
         let mut object = Object::new();
-        object.insert("a".into(), Tree::from(json!(1)));
-        object.insert("b".into(), Tree::from(json!(2)));
-        object.insert("a".into(), Tree::from(json!(3)));
+        object.insert("a", Tree::from(json!(1)));
+        object.insert("b", Tree::from(json!(2)));
+        object.insert("a", Tree::from(json!(3)));
         assert_eq!(serde_json::to_string(&object).expect("writes"), r#"{"a":3,"b":2}"#);
         assert_eq!(object.remove("a"), Some(Tree::from(json!(3))));
         assert_eq!(object.keys().collect::<Vec<_>>(), ["b"]);
