@@ -10,7 +10,7 @@ use hive_router_query_planner::planner::plan_nodes::{
 };
 use serde_json::Value;
 
-use crate::tree::{Object, Tree};
+use crate::tree::{Object, Tree, write_json};
 
 use crate::schema::SchemaIndex;
 
@@ -20,10 +20,21 @@ fn typename(object: &Object) -> Option<&str> {
 
 /// One step of a path into the data: an object key (from the plan) or a list index. Made into
 /// JSON only where a path is shown (an error's `path`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Eq)]
 pub enum Step<'p> {
     Key(&'p str),
     Index(usize),
+}
+
+impl PartialEq for Step<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            // Keys of one plan path are the same strings: their addresses settle it mostly.
+            (Self::Key(a), Self::Key(b)) => std::ptr::eq(*a, *b) || a == b,
+            (Self::Index(a), Self::Index(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// A path as an error shows it.
@@ -211,12 +222,6 @@ fn write_key<'s>(
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":");
     Ok(true)
-}
-
-fn write_json(out: &mut Vec<u8>, value: &Tree) {
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.extend_from_slice(b"null");
-    }
 }
 
 fn write_selected<'s>(

@@ -268,16 +268,12 @@ impl<'a> Projection<'a> {
 
     /// A leaf value as it came (a custom scalar may be any JSON).
     fn value(&mut self, value: &Tree) -> Written {
-        if serde_json::to_writer(&mut self.out, value).is_err() {
-            self.out.extend_from_slice(b"null");
-        }
+        crate::tree::write_json(&mut self.out, value);
         if value.is_null() { Written::Null } else { Written::Value }
     }
 
     fn string(&mut self, s: &str) {
-        if serde_json::to_writer(&mut self.out, s).is_err() {
-            self.out.extend_from_slice(b"null");
-        }
+        crate::tree::write_json_str(&mut self.out, s);
     }
 
     fn non_null_violation(&mut self, path: &[Segment<'a>], label: &Label<'_>) {

@@ -141,6 +141,33 @@ pub fn deep_merge(target: &mut Tree, source: Tree) {
     }
 }
 
+/// Writes `value` as JSON text: strings that need no escaping are copied as they are (the
+/// common case), anything else goes through serde_json.
+pub fn write_json(out: &mut Vec<u8>, value: &Tree) {
+    let written = match value {
+        Tree::String(s) => {
+            write_json_str(out, s);
+            Ok(())
+        }
+        other => serde_json::to_writer(&mut *out, other),
+    };
+    if written.is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Writes `s` as a JSON string; the same bytes serde_json writes.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
 impl IntoIterator for Object {
     type Item = (Str, Tree);
     type IntoIter = std::vec::IntoIter<(Str, Tree)>;
@@ -386,6 +413,19 @@ mod tests {
         let value: Value = serde_json::from_str(&text).expect("parses");
         assert_eq!(serde_json::to_string(&tree).expect("writes"), value.to_string());
         assert_eq!(tree.get("k3"), Some(&Tree::String("last".into())));
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in ["plain", "", "quote \" in", "back\\slash", "new\nline", "\u{1}", "é ü 日本 / <>"] {
+            let mut out = Vec::new();
+            write_json(&mut out, &Tree::String(s.into()));
+            assert_eq!(
+                String::from_utf8(out).expect("utf-8"),
+                serde_json::to_string(s).expect("writes"),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]
