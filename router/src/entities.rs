@@ -59,68 +59,16 @@ pub fn pointer_mut<'v>(mut value: &'v mut Tree, path: &[Step<'_>]) -> Option<&'v
     Some(value)
 }
 
-/// Collects the objects at `segments` below `value`, with their paths.
-pub fn collect_targets<'v, 'p>(
-    value: &'v Tree,
-    segments: &'p [FlattenNodePathSegment],
-    path: &mut Vec<Step<'p>>,
-    schema: &SchemaIndex,
-    out: &mut Vec<(Vec<Step<'p>>, &'v Object)>,
-) {
-    let Some((segment, rest)) = segments.split_first() else {
-        match value {
-            Tree::Object(object) => out.push((path.clone(), object)),
-            Tree::Array(items) => {
-                each_item(items, path, |item, path| collect_targets(item, &[], path, schema, out))
-            }
-            _ => {}
-        }
-        return;
-    };
-    match (segment, value) {
-        (FlattenNodePathSegment::Field(name), Tree::Object(object)) => {
-            if let Some(child) = object.get(name) {
-                path.push(Step::Key(name));
-                collect_targets(child, rest, path, schema, out);
-                path.pop();
-            }
-        }
-        (FlattenNodePathSegment::List, Tree::Array(items)) => {
-            each_item(items, path, |item, path| collect_targets(item, rest, path, schema, out));
-        }
-        (FlattenNodePathSegment::TypeCondition(types), Tree::Object(object))
-            if type_matches(object, types, schema) =>
-        {
-            collect_targets(value, rest, path, schema, out);
-        }
-        (_, Tree::Array(items)) => {
-            each_item(items, path, |item, path| collect_targets(item, segments, path, schema, out));
-        }
-        _ => {}
-    }
-}
-
 /// An object without `__typename` comes from a subgraph that cannot tell (an
 /// `@interfaceObject`): the next fetch decides.
 fn type_matches(object: &Object, types: &BTreeSet<String>, schema: &SchemaIndex) -> bool {
     typename(object).is_none_or(|t| types.iter().any(|c| schema.matches(t, c)))
 }
 
-fn each_item<'v, 'p>(
-    items: &'v [Tree],
-    path: &mut Vec<Step<'p>>,
-    mut f: impl FnMut(&'v Tree, &mut Vec<Step<'p>>),
-) {
-    for (i, item) in items.iter().enumerate() {
-        path.push(Step::Index(i));
-        f(item, path);
-        path.pop();
-    }
-}
-
-/// Visits the objects at `segments` below `value` mutably, in the order [`collect_targets`]
-/// finds them, with their paths: one walk merges every answer of a fetch.
-pub fn visit_targets_mut<'p>(
+/// Visits the objects at `segments` below `value` (the targets of a fetch), with their paths.
+/// Finding a fetch's targets and merging its answers into them are this one walk, so the merge
+/// meets the targets in the order they were found.
+pub fn visit_targets<'p>(
     value: &mut Tree,
     segments: &'p [FlattenNodePathSegment],
     path: &mut Vec<Step<'p>>,
@@ -133,7 +81,7 @@ pub fn visit_targets_mut<'p>(
             Tree::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     path.push(Step::Index(i));
-                    visit_targets_mut(item, &[], path, schema, visit);
+                    visit_targets(item, &[], path, schema, visit);
                     path.pop();
                 }
             }
@@ -145,20 +93,20 @@ pub fn visit_targets_mut<'p>(
         (FlattenNodePathSegment::Field(name), Tree::Object(object)) => {
             if let Some(child) = object.get_mut(name) {
                 path.push(Step::Key(name));
-                visit_targets_mut(child, rest, path, schema, visit);
+                visit_targets(child, rest, path, schema, visit);
                 path.pop();
             }
         }
         (FlattenNodePathSegment::TypeCondition(types), value @ Tree::Object(_))
             if value.as_object().is_some_and(|object| type_matches(object, types, schema)) =>
         {
-            visit_targets_mut(value, rest, path, schema, visit);
+            visit_targets(value, rest, path, schema, visit);
         }
         (segment, Tree::Array(items)) => {
             let next = if matches!(segment, FlattenNodePathSegment::List) { rest } else { segments };
             for (i, item) in items.iter_mut().enumerate() {
                 path.push(Step::Index(i));
-                visit_targets_mut(item, next, path, schema, visit);
+                visit_targets(item, next, path, schema, visit);
                 path.pop();
             }
         }
@@ -166,19 +114,36 @@ pub fn visit_targets_mut<'p>(
     }
 }
 
+/// The paths of the targets at `segments` below `value`.
+pub fn target_paths<'p>(
+    value: &mut Tree,
+    segments: &'p [FlattenNodePathSegment],
+    schema: &SchemaIndex,
+) -> Vec<Vec<Step<'p>>> {
+    let mut found = Vec::new();
+    visit_targets(value, segments, &mut Vec::new(), schema, &mut |at, _| found.push(at.to_vec()));
+    found
+}
+
 /// The representation of `object` for an entity fetch: its `__typename` and the `requires`
 /// selection of it. A selected field is read under its name, else under its response key (the
 /// planner names a field it fetched under an internal alias that way), and written under its
 /// response key. Fields the data lacks are left out (an earlier fetch failed: the subgraph says
 /// what is missing); `None` when nothing at all is selected.
-pub fn representation(object: &Object, requires: &SelectionSet, schema: &SchemaIndex) -> Option<Tree> {
+fn representation(object: &Object, requires: &SelectionSet, schema: &SchemaIndex) -> Option<Tree> {
     let mut out = Object::new();
     select_into(object, requires, schema, &mut out);
-    let only_typename = out.keys().all(|k| k == "__typename");
-    if out.is_empty() || (only_typename && !selects_only_typename(requires)) {
-        return None;
+    worth_sending(out.keys().map(|k| k.as_str()), requires).then_some(Tree::Object(out))
+}
+
+/// Whether a representation with these keys selects anything: something besides `__typename`,
+/// or only that when that is all `requires` asks for.
+fn worth_sending<'k>(keys: impl Iterator<Item = &'k str>, requires: &SelectionSet) -> bool {
+    let mut keys = keys.peekable();
+    if keys.peek().is_none() {
+        return false;
     }
-    Some(Tree::Object(out))
+    keys.any(|k| k != "__typename") || selects_only_typename(requires)
 }
 
 /// [`representation`] as JSON text, written straight from the data (no map is built). A
@@ -191,8 +156,7 @@ pub fn representation_json(object: &Object, requires: &SelectionSet, schema: &Sc
         return representation(object, requires, schema).map(|r| r.to_string());
     }
     out.push(b'}');
-    let only_typename = keys.iter().all(|k| *k == "__typename");
-    if keys.is_empty() || (only_typename && !selects_only_typename(requires)) {
+    if !worth_sending(keys.into_iter(), requires) {
         return None;
     }
     // Only serde_json's output and GraphQL names were written.

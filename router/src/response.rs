@@ -156,22 +156,6 @@ impl Data {
     pub(crate) fn from_json_text(json: String) -> Self {
         Self(json)
     }
-
-    /// The JSON text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Parsed, for the few places that look inside.
-    pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
-    }
-}
-
-impl From<Value> for Data {
-    fn from(value: Value) -> Self {
-        Self(value.to_string())
-    }
 }
 
 impl Serialize for Data {

@@ -5,14 +5,13 @@ use hive_router_query_planner::ast::selection_set::SelectionSet;
 use hive_router_query_planner::planner::plan_nodes::{
     BatchFetchNode, FetchRewrite, FlattenNode, FlattenNodePath, PlanNode,
 };
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::{Execution, State};
-use crate::entities::{
-    Step, apply_rewrites, collect_targets, path_json, pointer_mut, representation, representation_json,
-    visit_targets_mut,
-};
+use crate::entities::{Step, apply_rewrites, path_json, pointer_mut, representation_json, visit_targets};
 use crate::response::GraphQLError;
 use crate::transport::SubgraphResponse;
 use crate::tree::{Tree, deep_merge};
@@ -82,9 +81,9 @@ impl Execution<'_> {
         let mut targets: Vec<Vec<Target<'_>>> = Vec::with_capacity(groups.len());
         let mut written = Vec::with_capacity(groups.len());
         {
-            let state = self.lock();
+            let mut state = self.lock();
             for group in &groups {
-                let (group_targets, representations) = self.collect(&state.data, group);
+                let (group_targets, representations) = self.collect(&mut state.data, group);
                 if !variables.contains_key(group.variable) {
                     written.push((group.variable.to_owned(), representations));
                 }
@@ -109,42 +108,39 @@ impl Execution<'_> {
         }
     }
 
-    /// Finds a group's entities and their (deduplicated) representations, as a JSON list.
-    fn collect<'p>(&self, data: &Tree, group: &EntityGroup<'p>) -> (Vec<Target<'p>>, String) {
+    /// Finds a group's entities and their (deduplicated) representations, as a JSON list. The
+    /// data is walked as the merge will walk it (see [`visit_targets`]); nothing in it changes.
+    fn collect<'p>(&self, data: &mut Tree, group: &EntityGroup<'p>) -> (Vec<Target<'p>>, String) {
         let mut targets = Vec::new();
         let mut list = String::from("[");
         let mut seen: FxHashMap<String, usize> = FxHashMap::default();
+        let mut found = |at: &[Step<'p>], value: &mut Tree| {
+            // Rewrites change a copy; without them the representation is read in place.
+            let rep = match (group.input_rewrites, value.as_object()) {
+                (_, None) => None,
+                (None, Some(object)) => representation_json(object, group.requires, self.schema),
+                (Some(rewrites), Some(_)) => {
+                    let mut copy = value.clone();
+                    apply_rewrites(&mut copy, rewrites, self.schema);
+                    copy.as_object().and_then(|o| representation_json(o, group.requires, self.schema))
+                }
+            };
+            let Some(rep) = rep else { return };
+            let next = seen.len();
+            let index = match seen.entry(rep) {
+                Entry::Occupied(known) => *known.get(),
+                Entry::Vacant(new) => {
+                    if next > 0 {
+                        list.push(',');
+                    }
+                    list.push_str(new.key());
+                    *new.insert(next)
+                }
+            };
+            targets.push(Target { path: at.to_vec(), representation: index });
+        };
         for path in &group.paths {
-            let mut found = Vec::new();
-            collect_targets(data, path.as_slice(), &mut Vec::new(), self.schema, &mut found);
-            for (path, object) in found {
-                // Rewrites change a copy; without them the representation is read in place.
-                let rep = match group.input_rewrites {
-                    Some(rewrites) => {
-                        let mut object = Tree::Object(object.clone());
-                        apply_rewrites(&mut object, rewrites, self.schema);
-                        object
-                            .as_object()
-                            .and_then(|o| representation(o, group.requires, self.schema))
-                            .map(|r| r.to_string())
-                    }
-                    None => representation_json(object, group.requires, self.schema),
-                };
-                let Some(rep) = rep else { continue };
-                let next = seen.len();
-                let index = match seen.get(&rep) {
-                    Some(index) => *index,
-                    None => {
-                        if next > 0 {
-                            list.push(',');
-                        }
-                        list.push_str(&rep);
-                        seen.insert(rep, next);
-                        next
-                    }
-                };
-                targets.push(Target { path, representation: index });
-            }
+            visit_targets(data, path.as_slice(), &mut Vec::new(), self.schema, &mut found);
         }
         list.push(']');
         (targets, list)
@@ -186,7 +182,7 @@ impl Execution<'_> {
             // targets not met in order are found by their paths.
             let mut next = 0;
             for path in &group.paths {
-                visit_targets_mut(
+                visit_targets(
                     &mut state.data,
                     path.as_slice(),
                     &mut Vec::new(),

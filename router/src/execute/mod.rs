@@ -12,7 +12,7 @@ use hive_router_query_planner::state::supergraph_state::OperationKind;
 use pyairtable_kit::Caller;
 use serde_json::{Map, Value};
 
-use crate::entities::{Step, apply_rewrites, collect_targets, path_json, pointer_mut};
+use crate::entities::{Step, apply_rewrites, path_json, pointer_mut, target_paths};
 use crate::fetch::{Fetch, Fetcher};
 use crate::response::{GraphQLError, code};
 use crate::schema::SchemaIndex;
@@ -138,10 +138,8 @@ impl<'a> Execution<'a> {
         let targets: Vec<Vec<Step<'_>>> = match path {
             None => vec![Vec::new()],
             Some(path) => {
-                let state = self.lock();
-                let mut found = Vec::new();
-                collect_targets(&state.data, path.as_slice(), &mut Vec::new(), self.schema, &mut found);
-                found.into_iter().map(|(path, _)| path).collect()
+                let mut state = self.lock();
+                target_paths(&mut state.data, path.as_slice(), self.schema)
             }
         };
         if targets.is_empty() {
